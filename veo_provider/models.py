@@ -1,0 +1,454 @@
+"""The Veo API's shapes, defined once: requests (validated before any paid call) and answers.
+
+Parsing is lenient (unknown fields are kept) because the vendor adds fields without notice;
+requests are strict about what we know is required, so a bad DAG fails before it pays.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ACTION_ALIASES",
+    "GET_1080P",
+    "KNOWN_MODELS",
+    "MOTION_TYPES",
+    "ExtendRequest",
+    "ObjectsRequest",
+    "ReshootRequest",
+    "TaskBatch",
+    "TaskRecord",
+    "TaskState",
+    "TaskStatus",
+    "UpsampleRequest",
+    "VeoRequest",
+    "VeoRequestError",
+    "VeoResult",
+    "VideoItem",
+    "VideosRequest",
+    "build_request",
+    "decide_state",
+    "result_to_xcom",
+]
+
+#: Models the API documents (old guide + current spec). Other names are sent as given, so a
+#: model released tomorrow works today; they must look like a model name (lowercase, digits,
+#: ``-``, ``.``, ``_``) so that a typo such as ``"Veo 3"`` is caught before paying.
+KNOWN_MODELS: frozenset[str] = frozenset(
+    {"veo2", "veo2-fast", "veo3", "veo3-fast", "veo31", "veo31-fast", "veo31-fast-ingredients"}
+)
+_MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+GET_1080P = "get1080p"
+#: Spellings users may write for an action, mapped to our canonical name.
+ACTION_ALIASES: dict[str, str] = {"get_1080p": GET_1080P, "get1080p": GET_1080P}
+VIDEO_ACTIONS = ("text2video", "image2video", "ingredients2video", GET_1080P)
+
+MOTION_TYPES: tuple[str, ...] = (
+    "STATIONARY",
+    "STATIONARY_UP",
+    "STATIONARY_DOWN",
+    "STATIONARY_LEFT",
+    "STATIONARY_RIGHT",
+    "STATIONARY_DOLLY_IN_ZOOM_OUT",
+    "STATIONARY_DOLLY_OUT_ZOOM_IN",
+    "UP",
+    "DOWN",
+    "LEFT_TO_RIGHT",
+    "RIGHT_TO_LEFT",
+    "FORWARD",
+    "BACKWARD",
+    "DOLLY_IN_ZOOM_OUT",
+    "DOLLY_OUT_ZOOM_IN",
+)
+ASPECT_RATIOS = ("16:9", "9:16", "3:4", "4:3", "1:1")
+
+
+class VeoRequestError(ValueError):
+    """A request that would be refused (or would waste money): names the field and the fix."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("Invalid Veo request: " + "; ".join(errors))
+
+
+def _check_http_url(field: str, value: str) -> str:
+    value = value.strip()
+    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+        raise ValueError(f"{field} must be an http(s) URL (got {value[:80]!r}): pass a public http:// or https:// URL")
+    return value
+
+
+class _Request(BaseModel):
+    """Fields common to every paid endpoint; extra fields pass through (``extra_body``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True)
+
+    path: ClassVar[str]
+
+    callback_url: str | None = None
+    async_: bool | None = Field(default=None, alias="async")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_is_http(cls, v: str | None) -> str | None:
+        return None if v is None else _check_http_url("callback_url", v)
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body the API expects (aliases applied, unset fields left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def _check_model(v: str | None) -> str | None:
+    if v is None:
+        return v
+    v = v.strip()
+    if v not in KNOWN_MODELS and not _MODEL_NAME.match(v):
+        raise ValueError(
+            f"model {v!r} is not a model name: use one of {sorted(KNOWN_MODELS)} "
+            "or a new model's exact lowercase id (letters, digits, '-', '.', '_')"
+        )
+    return v
+
+
+class VideosRequest(_Request):
+    """Body of ``POST /veo/videos`` (text2video, image2video, ingredients2video, 1080p fetch)."""
+
+    path: ClassVar[str] = "/veo/videos"
+
+    action: str
+    model: str | None = None
+    prompt: str | None = None
+    image_urls: list[str] | None = None
+    video_id: str | None = None
+    resolution: Literal["720p", "1080p", "4k", "gif"] | None = None
+    aspect_ratio: Literal["16:9", "9:16", "3:4", "4:3", "1:1"] | None = None
+    translation: bool | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        return _check_model(v)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _canonical_action(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = ACTION_ALIASES.get(v.strip().lower(), v.strip().lower())
+            if v not in VIDEO_ACTIONS:
+                raise ValueError(
+                    f"action {v!r} is not a /veo/videos action: use one of "
+                    "text2video, image2video, ingredients2video, get1080p (or get_1080p)"
+                )
+        return v
+
+    @field_validator("image_urls")
+    @classmethod
+    def _urls(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        return [_check_http_url(f"image_urls[{i}]", u) for i, u in enumerate(v)]
+
+    @model_validator(mode="after")
+    def _per_action(self) -> VideosRequest:
+        n = len(self.image_urls or [])
+        if self.action in ("text2video", "image2video", "ingredients2video") and not self.prompt:
+            raise ValueError(f"{self.action} needs a prompt: describe the video to generate")
+        if self.action == "text2video" and n:
+            raise ValueError(
+                f"text2video takes no image_urls (got {n}): use action='image2video' to start from images"
+            )
+        if self.action == "image2video" and not 1 <= n <= 2:
+            raise ValueError(
+                f"image2video needs 1 or 2 image_urls (got {n}): pass the first frame, and optionally the last"
+            )
+        if self.action == "ingredients2video" and not 1 <= n <= 3:
+            raise ValueError(
+                f"ingredients2video needs 1 to 3 image_urls (got {n}): pass up to three reference images"
+            )
+        if self.action == GET_1080P and not self.video_id:
+            raise ValueError(
+                "get1080p needs video_id: pass the data[].id of an earlier result "
+                "(for example the 'video_id' in the generating task's XCom)"
+            )
+        if self.resolution == "4k" and self.model and self.model in KNOWN_MODELS and self.model != "veo31":
+            raise ValueError(f"resolution '4k' is only offered by model 'veo31' (got model {self.model!r})")
+        return self
+
+    def to_body(self, get1080p_action: str = GET_1080P) -> dict[str, Any]:
+        """Send the 1080p fetch with the spelling the configured API accepts."""
+        body = super().to_body()
+        if body["action"] == GET_1080P:
+            body["action"] = get1080p_action
+        return body
+
+
+class UpsampleRequest(_Request):
+    """Body of ``POST /veo/upsample``."""
+
+    path: ClassVar[str] = "/veo/upsample"
+
+    video_id: str = Field(min_length=1)
+    action: Literal["1080p", "4k", "gif"] = "1080p"
+
+
+class ExtendRequest(_Request):
+    """Body of ``POST /veo/extend``."""
+
+    path: ClassVar[str] = "/veo/extend"
+
+    video_id: str = Field(min_length=1)
+    prompt: str | None = None
+    model: str | None = None
+    aspect_ratio: Literal["16:9", "9:16", "3:4", "4:3", "1:1"] | None = None
+    resolution: Literal["720p", "1080p"] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        return _check_model(v)
+
+
+class ReshootRequest(_Request):
+    """Body of ``POST /veo/reshoot``."""
+
+    path: ClassVar[str] = "/veo/reshoot"
+
+    video_id: str = Field(min_length=1)
+    motion_type: str
+
+    @field_validator("motion_type", mode="before")
+    @classmethod
+    def _motion(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().upper() in MOTION_TYPES:
+            return v.strip().upper()
+        raise ValueError(f"motion_type {v!r} is unknown: use one of {', '.join(MOTION_TYPES)}")
+
+
+class ObjectsRequest(_Request):
+    """Body of ``POST /veo/objects``."""
+
+    path: ClassVar[str] = "/veo/objects"
+
+    video_id: str = Field(min_length=1)
+    action: Literal["insert", "remove"]
+    prompt: str | None = None
+    image_mask: str | None = None
+
+    @model_validator(mode="after")
+    def _per_action(self) -> ObjectsRequest:
+        if self.action == "insert" and not self.prompt:
+            raise ValueError("objects action 'insert' needs a prompt: describe the object to insert")
+        if self.action == "remove" and not self.image_mask:
+            raise ValueError(
+                "objects action 'remove' needs image_mask: a URL or base64 JPEG marking the object"
+            )
+        return self
+
+
+VeoRequest = VideosRequest | UpsampleRequest | ExtendRequest | ReshootRequest | ObjectsRequest
+
+#: Endpoint name (as users write it) -> request model.
+ENDPOINTS: dict[str, type[_Request]] = {
+    "videos": VideosRequest,
+    "upsample": UpsampleRequest,
+    "extend": ExtendRequest,
+    "reshoot": ReshootRequest,
+    "objects": ObjectsRequest,
+}
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = f"{loc} is required: pass {loc}=..."
+        elif err["type"] == "literal_error":
+            msg = f"{loc} {err.get('input')!r} is not accepted: {msg}"
+        elif loc and not msg.startswith(loc.split("[")[0]) and loc not in msg:
+            msg = f"{loc}: {msg}"
+        out.append(msg)
+    return out
+
+
+def build_request(endpoint: str, **fields: Any) -> VeoRequest:
+    """Validate user input for ``endpoint`` into a request model, or raise VeoRequestError.
+
+    ``None`` values are dropped so that optional operator arguments stay unset.
+    """
+    try:
+        model = ENDPOINTS[endpoint]
+    except KeyError:
+        raise VeoRequestError(
+            [f"endpoint {endpoint!r} is unknown: use one of {', '.join(ENDPOINTS)}"]
+        ) from None
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v is not None})  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise VeoRequestError(_format_errors(exc)) from None
+
+
+# ----------------------------------------------------------------------------------- answers
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class VideoItem(_Lenient):
+    id: str | None = None
+    video_url: str | None = None
+    created_at: str | None = None
+    complete_at: str | None = None
+    state: str | None = None
+
+
+class ApiError(_Lenient):
+    code: str | None = None
+    message: str | None = None
+
+
+class VeoResult(_Lenient):
+    """The synchronous answer and the callback body (same shape); ``{task_id}`` when async."""
+
+    success: bool | None = None
+    task_id: str | None = None
+    trace_id: str | None = None
+    data: list[VideoItem] | None = None
+    error: ApiError | None = None
+
+
+class TaskRecord(_Lenient):
+    """One ``/veo/tasks`` record; ``response`` is absent while the job is pending."""
+
+    id: str | None = None
+    trace_id: str | None = None
+    type: str | None = None
+    created_at: float | str | None = None
+    started_at: float | str | None = None
+    finished_at: float | str | None = None
+    elapsed: float | None = None
+    request: dict[str, Any] | None = None
+    response: VeoResult | None = None
+
+
+class TaskBatch(_Lenient):
+    items: list[TaskRecord] = Field(default_factory=list)
+    count: int | None = None
+
+
+class TaskState(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED)
+
+
+_RUNNING_WORDS = {"running", "processing", "pending", "queued", "submitted", "in_progress"}
+_FAILED_WORDS = {"failed", "failure", "error", "cancelled", "canceled", "rejected"}
+_SUCCESS_WORDS = {"succeeded", "success", "completed", "complete", "finished", "done"}
+
+
+class TaskStatus(BaseModel):
+    """What we concluded about a job, from whichever shape we saw it in."""
+
+    state: TaskState
+    task_id: str | None = None
+    trace_id: str | None = None
+    result: VeoResult | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def decide_state(obj: VeoResult | TaskRecord | dict[str, Any]) -> TaskStatus:
+    """Decide a job's state from a sync answer, a callback body or a ``/veo/tasks`` record.
+
+    The API has no single state field; the rules are in ``shared/veo-api/NOTES.md``.
+    """
+    if isinstance(obj, dict):
+        obj = TaskRecord.model_validate(obj) if "response" in obj or "request" in obj else VeoResult.model_validate(obj)
+    if isinstance(obj, TaskRecord):
+        if obj.response is None:
+            return TaskStatus(state=TaskState.PENDING, task_id=obj.id, trace_id=obj.trace_id)
+        status = decide_state(obj.response)
+        status.task_id = status.task_id or obj.id
+        status.trace_id = status.trace_id or obj.trace_id
+        return status
+
+    res = obj
+    base = {"task_id": res.task_id, "trace_id": res.trace_id, "result": res}
+    items = res.data or []
+    words = {(i.state or "").strip().lower() for i in items} - {""}
+    has_url = any(i.video_url for i in items)
+    if res.success is False or words & _FAILED_WORDS:
+        err = res.error or ApiError()
+        return TaskStatus(
+            state=TaskState.FAILED,
+            error_code=err.code or "failed",
+            error_message=err.message or f"the API reported state {sorted(words) or ['failed']}",
+            **base,
+        )
+    if words & _RUNNING_WORDS:
+        return TaskStatus(state=TaskState.RUNNING, **base)
+    if has_url and (res.success is True or words & _SUCCESS_WORDS):
+        return TaskStatus(state=TaskState.SUCCEEDED, **base)
+    if words & _SUCCESS_WORDS or (res.success is True and items):
+        return TaskStatus(
+            state=TaskState.FAILED,
+            error_code="no_video_url",
+            error_message="the API reported the job done but returned no video_url",
+            **base,
+        )
+    # ``{task_id}`` only (async acknowledgement) or an empty answer: not done yet.
+    return TaskStatus(state=TaskState.PENDING if not items else TaskState.RUNNING, **base)
+
+
+#: Keys of the XCom dict every Veo task returns (documented in the README).
+XCOM_KEYS = (
+    "task_id",
+    "video_id",
+    "video_url",
+    "state",
+    "trace_id",
+    "created_at",
+    "complete_at",
+    "model",
+    "action",
+    "output_path",
+)
+
+
+def result_to_xcom(
+    status: TaskStatus, *, model: str | None = None, action: str | None = None, output_path: str | None = None
+) -> dict[str, Any]:
+    """The plain, JSON-able dict a Veo task returns (first video of the result)."""
+    first = (status.result.data or [VideoItem()])[0] if status.result else VideoItem()
+    return {
+        "task_id": status.task_id,
+        "video_id": first.id,
+        "video_url": first.video_url,
+        "state": status.state.value,
+        "trace_id": status.trace_id,
+        "created_at": first.created_at,
+        "complete_at": first.complete_at,
+        "model": model,
+        "action": action,
+        "output_path": output_path,
+    }
