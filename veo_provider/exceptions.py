@@ -160,6 +160,17 @@ _BY_CODE: dict[str, type[VeoError]] = {
     "disabled": VeoForbiddenError,
     "too_many_requests": VeoRateLimitError,
 }
+_STATUS_OF_CODE = {
+    "invalid_token": 401,
+    "token_expired": 401,
+    "used_up": 403,
+    "forbidden": 403,
+    "disabled": 403,
+    "no_api": 404,
+    "too_many_requests": 429,
+    "api_error": 500,
+    "timeout": 504,
+}
 _HINTS: dict[type[VeoError], str] = {
     VeoAuthError: "check the API token in the Veo connection's password",
     VeoInsufficientBalanceError: "top up the AceData Cloud balance",
@@ -191,6 +202,8 @@ def error_from_response(status: int, body: Any, headers: Any = None) -> VeoError
     code = err.get("code") or (body.get("code") if isinstance(body, dict) else None)
     message = err.get("message") or (body.get("message") if isinstance(body, dict) else None)
     trace_id = body.get("trace_id") if isinstance(body, dict) else None
+    if status < 400:  # an error inside a 2xx answer: let the code say what it is
+        status = _STATUS_OF_CODE.get(str(code), 400)
     if status >= 500:
         cls: type[VeoError] = VeoServerError
     else:

@@ -27,6 +27,7 @@ __all__ = [
     "ExtendRequest",
     "ObjectsRequest",
     "ReshootRequest",
+    "Submission",
     "TaskBatch",
     "TaskRecord",
     "TaskState",
@@ -166,17 +167,13 @@ class VideosRequest(_Request):
         if self.action in ("text2video", "image2video", "ingredients2video") and not self.prompt:
             raise ValueError(f"{self.action} needs a prompt: describe the video to generate")
         if self.action == "text2video" and n:
-            raise ValueError(
-                f"text2video takes no image_urls (got {n}): use action='image2video' to start from images"
-            )
+            raise ValueError(f"text2video takes no image_urls (got {n}): use action='image2video' to start from images")
         if self.action == "image2video" and not 1 <= n <= 2:
             raise ValueError(
                 f"image2video needs 1 or 2 image_urls (got {n}): pass the first frame, and optionally the last"
             )
         if self.action == "ingredients2video" and not 1 <= n <= 3:
-            raise ValueError(
-                f"ingredients2video needs 1 to 3 image_urls (got {n}): pass up to three reference images"
-            )
+            raise ValueError(f"ingredients2video needs 1 to 3 image_urls (got {n}): pass up to three reference images")
         if self.action == GET_1080P and not self.video_id:
             raise ValueError(
                 "get1080p needs video_id: pass the data[].id of an earlier result "
@@ -251,9 +248,7 @@ class ObjectsRequest(_Request):
         if self.action == "insert" and not self.prompt:
             raise ValueError("objects action 'insert' needs a prompt: describe the object to insert")
         if self.action == "remove" and not self.image_mask:
-            raise ValueError(
-                "objects action 'remove' needs image_mask: a URL or base64 JPEG marking the object"
-            )
+            raise ValueError("objects action 'remove' needs image_mask: a URL or base64 JPEG marking the object")
         return self
 
 
@@ -292,9 +287,7 @@ def build_request(endpoint: str, **fields: Any) -> VeoRequest:
     try:
         model = ENDPOINTS[endpoint]
     except KeyError:
-        raise VeoRequestError(
-            [f"endpoint {endpoint!r} is unknown: use one of {', '.join(ENDPOINTS)}"]
-        ) from None
+        raise VeoRequestError([f"endpoint {endpoint!r} is unknown: use one of {', '.join(ENDPOINTS)}"]) from None
     try:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})  # type: ignore[return-value]
     except ValidationError as exc:
@@ -345,6 +338,20 @@ class TaskRecord(_Lenient):
     response: VeoResult | None = None
 
 
+class Submission(BaseModel):
+    """What a submission returned: the job's ids, and its result if the API answered synchronously."""
+
+    task_id: str
+    trace_id: str | None = None
+    result: VeoResult | None = None
+
+    @property
+    def status(self) -> TaskStatus:
+        if self.result is None:
+            return TaskStatus(state=TaskState.PENDING, task_id=self.task_id, trace_id=self.trace_id)
+        return decide_state(self.result)
+
+
 class TaskBatch(_Lenient):
     items: list[TaskRecord] = Field(default_factory=list)
     count: int | None = None
@@ -393,7 +400,7 @@ def decide_state(obj: VeoResult | TaskRecord | dict[str, Any]) -> TaskStatus:
         return status
 
     res = obj
-    base = {"task_id": res.task_id, "trace_id": res.trace_id, "result": res}
+    base: dict[str, Any] = {"task_id": res.task_id, "trace_id": res.trace_id, "result": res}
     items = res.data or []
     words = {(i.state or "").strip().lower() for i in items} - {""}
     has_url = any(i.video_url for i in items)

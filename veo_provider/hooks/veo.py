@@ -1,0 +1,505 @@
+"""VeoHook: the connection and every HTTP call to the Veo API (sync and async).
+
+Why it looks like this:
+- Reads are retried (429 honouring Retry-After, 5xx, transport) with jittered backoff.
+- A paid submission is sent once. It is retried only when the API provably did not take it
+  (connect failure, 429); otherwise a lost answer raises ``VeoSubmissionUncertain``.
+- Everything that exists per waiting job reuses one SSL context, and async calls share one
+  client per event loop, so 1,000 waiting triggers cost one client, not 1,000.
+- The token only ever travels in the Authorization header of API calls; it is not in any
+  repr, log line or exception, and it is never sent to video (CDN) URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import ssl
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+import tenacity
+from airflow.sdk import BaseHook
+
+from veo_provider.exceptions import (
+    VeoAuthError,
+    VeoError,
+    VeoRateLimitError,
+    VeoServerError,
+    VeoSubmissionUncertain,
+    VeoTransportError,
+    error_from_response,
+)
+from veo_provider.models import (
+    GET_1080P,
+    Submission,
+    TaskBatch,
+    TaskRecord,
+    VeoRequest,
+    VeoResult,
+    VideosRequest,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+    from airflow.sdk.io.path import ObjectStoragePath
+
+__all__ = ["VeoHook", "VeoSettings"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.acedata.cloud"
+BATCH_SIZE = 50
+_DOWNLOAD_CHUNK = 1024 * 1024
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context per process: building one costs ~0.8 MB and ~23 ms CPU."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def shared_async_client() -> httpx.AsyncClient:
+    """The event loop's one AsyncClient (all triggers in a triggerer share it)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            verify=shared_ssl_context(),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            follow_redirects=True,
+        )
+        _async_clients[loop] = client
+    return client
+
+
+def _base_url(conn: Connection) -> str:
+    host = (conn.host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        local = host.split("/")[0] in ("localhost", "127.0.0.1", "[::1]")
+        host = f"{'http' if local else 'https'}://{host}"
+    if conn.port and not urlsplit(host).port:
+        parts = urlsplit(host)
+        host = f"{parts.scheme}://{parts.hostname}:{conn.port}{parts.path}"
+    return host
+
+
+def _number(extra: dict[str, Any], key: str, default: float) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Veo connection extra {key!r} must be a number of seconds (got {value!r})") from None
+    if number <= 0:
+        raise ValueError(f"Veo connection extra {key!r} must be positive (got {value!r})")
+    return number
+
+
+@dataclass(frozen=True)
+class VeoSettings:
+    """What the hook needs from the connection; the token is excluded from repr and equality."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token: str = field(default="", repr=False, compare=False)
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    submit_timeout: float = 600.0
+    max_retries: int = 5
+    get1080p_action: str = GET_1080P
+    callback_base_url: str | None = None
+    callback_secret: str | None = field(default=None, repr=False, compare=False)
+    callback_secret_previous: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_connection(cls, conn: Connection, extra: dict[str, Any]) -> VeoSettings:
+        return cls(
+            base_url=_base_url(conn),
+            token=(conn.password or extra.get("token") or "").strip(),
+            timeout=_number(extra, "timeout", 30.0),
+            connect_timeout=_number(extra, "connect_timeout", 10.0),
+            submit_timeout=_number(extra, "submit_timeout", 600.0),
+            max_retries=max(1, int(_number(extra, "max_retries", 5))),
+            get1080p_action=extra.get("get1080p_action") or GET_1080P,
+            callback_base_url=(extra.get("callback_base_url") or "").strip().rstrip("/") or None,
+            callback_secret=extra.get("callback_secret") or None,
+            callback_secret_previous=extra.get("callback_secret_previous") or None,
+        )
+
+    def headers(self, conn_id: str) -> dict[str, str]:
+        if not self.token:
+            raise VeoAuthError(
+                f"The Veo connection {conn_id!r} has no API token: put the AceData Cloud token in its password"
+            )
+        return {
+            "accept": "application/json",
+            "authorization": f"Bearer {self.token}",
+            "content-type": "application/json",
+        }
+
+
+# ------------------------------------------------------------------------- shared HTTP logic
+
+
+def _transport_error(exc: httpx.TransportError, method: str, url: str) -> VeoTransportError:
+    # Only failures before a byte was sent prove the server did not take the request.
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return VeoTransportError(f"{type(exc).__name__} on {method} {url}: {exc or 'no detail'}", sent=sent)
+
+
+def _parse(response: httpx.Response) -> dict[str, Any]:
+    """The JSON of a 2xx answer, or the VeoError that the answer means."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if response.status_code >= 400:
+        raise error_from_response(response.status_code, body, response.headers)
+    if not isinstance(body, dict):
+        raise VeoServerError(
+            f"Veo API answered HTTP {response.status_code} without a JSON object",
+            status=response.status_code,
+        )
+    if body.get("success") is False and not body.get("task_id"):
+        raise error_from_response(response.status_code, body, response.headers)
+    return body
+
+
+def _is_retryable_read(exc: BaseException) -> bool:
+    return isinstance(exc, VeoError) and exc.retryable
+
+
+def _is_retryable_submit(exc: BaseException) -> bool:
+    return isinstance(exc, VeoRateLimitError) or (isinstance(exc, VeoTransportError) and not exc.sent)
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.expo = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(0, initial)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        delay = self.expo(retry_state)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, VeoRateLimitError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, 300.0))
+        return delay
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    log.warning(
+        "Veo API call failed (attempt %d), retrying in %.1fs: %s",
+        retry_state.attempt_number,
+        retry_state.upcoming_sleep,
+        exc,
+    )
+
+
+def _uncertain(exc: VeoError, path: str) -> VeoSubmissionUncertain:
+    return VeoSubmissionUncertain(
+        f"The submission to {path} may have reached the Veo API, but its answer was lost ({exc.message}). "
+        "It was not resent, to avoid paying twice.",
+        cause=exc,
+    )
+
+
+def _submission(body: dict[str, Any], path: str) -> Submission:
+    result = VeoResult.model_validate(body)
+    if not result.task_id:
+        raise VeoSubmissionUncertain(
+            f"The Veo API accepted the submission to {path} but its answer has no task_id; it was not resent."
+        )
+    has_result = bool(result.data) or result.success is False
+    return Submission(task_id=result.task_id, trace_id=result.trace_id, result=result if has_result else None)
+
+
+class VeoHook(BaseHook):
+    """Talks to the AceData Cloud Veo API with the ``veo`` connection (token in the password).
+
+    :param veo_conn_id: The connection id (default ``veo_default``). Host is the base URL
+        (default ``https://api.acedata.cloud``); extras set timeouts, retries and callbacks.
+    :param retry_wait_initial: First backoff delay of read retries in seconds (doubles each time).
+    :param retry_wait_max: Longest backoff delay in seconds.
+    """
+
+    conn_name_attr = "veo_conn_id"
+    default_conn_name = "veo_default"
+    conn_type = "veo"
+    hook_name = "Veo (AceData Cloud)"
+
+    def __init__(
+        self,
+        veo_conn_id: str = default_conn_name,
+        *,
+        retry_wait_initial: float = 1.0,
+        retry_wait_max: float = 16.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.veo_conn_id = veo_conn_id
+        self.retry_wait_initial = retry_wait_initial
+        self.retry_wait_max = retry_wait_max
+        self._settings: VeoSettings | None = None
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(veo_conn_id={self.veo_conn_id!r})"
+
+    # ------------------------------------------------------------------ settings / clients
+
+    @property
+    def settings(self) -> VeoSettings:
+        if self._settings is None:
+            conn = self.get_connection(self.veo_conn_id)
+            self._settings = VeoSettings.from_connection(conn, conn.extra_dejson)
+        return self._settings
+
+    async def aget_settings(self) -> VeoSettings:
+        """Read the connection without blocking the event loop (the triggerer's way)."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.veo_conn_id, hook=self)
+            self._settings = VeoSettings.from_connection(conn, await get_async_extra_dejson(conn))
+        return self._settings
+
+    def get_conn(self) -> httpx.Client:
+        """The hook's one sync client (reused across calls; closed by ``close()``)."""
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.Client(verify=shared_ssl_context(), follow_redirects=True)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> VeoHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _timeout(self, s: VeoSettings, read: float | None = None) -> httpx.Timeout:
+        return httpx.Timeout(read or s.timeout, connect=s.connect_timeout)
+
+    def _retrying(self, s: VeoSettings, paid: bool) -> dict[str, Any]:
+        return {
+            "retry": tenacity.retry_if_exception(_is_retryable_submit if paid else _is_retryable_read),
+            "wait": _Wait(self.retry_wait_initial, self.retry_wait_max),
+            "stop": tenacity.stop_after_attempt(s.max_retries),
+            "before_sleep": _log_retry,
+            "reraise": True,
+        }
+
+    # ------------------------------------------------------------------ request building
+
+    def _submit_args(self, s: VeoSettings, request: VeoRequest) -> tuple[str, dict[str, Any], float]:
+        body = request.to_body(s.get1080p_action) if isinstance(request, VideosRequest) else request.to_body()
+        held = not body.get("callback_url") and not body.get("async")
+        # A synchronous submission is held open until the video exists (minutes).
+        return request.path, body, (s.submit_timeout if held else s.timeout)
+
+    def _post(self, s: VeoSettings, path: str, body: dict[str, Any], read: float | None = None) -> dict[str, Any]:
+        url = s.base_url + path
+        try:
+            response = self.get_conn().post(
+                url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
+            )
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "POST", url) from None
+        return _parse(response)
+
+    async def _apost(
+        self, s: VeoSettings, path: str, body: dict[str, Any], read: float | None = None
+    ) -> dict[str, Any]:
+        url = s.base_url + path
+        try:
+            response = await shared_async_client().post(
+                url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
+            )
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "POST", url) from None
+        return _parse(response)
+
+    def _call(self, path: str, body: dict[str, Any], *, paid: bool, read: float | None = None) -> dict[str, Any]:
+        s = self.settings
+        try:
+            for attempt in tenacity.Retrying(**self._retrying(s, paid)):
+                with attempt:
+                    return self._post(s, path, body, read)
+        except (VeoServerError, VeoTransportError) as exc:
+            if paid:
+                raise _uncertain(exc, path) from exc
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acall(self, path: str, body: dict[str, Any], *, paid: bool, read: float | None = None) -> dict[str, Any]:
+        s = await self.aget_settings()
+        try:
+            async for attempt in tenacity.AsyncRetrying(**self._retrying(s, paid)):
+                with attempt:
+                    return await self._apost(s, path, body, read)
+        except (VeoServerError, VeoTransportError) as exc:
+            if paid:
+                raise _uncertain(exc, path) from exc
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ public API (sync)
+
+    def submit(self, request: VeoRequest) -> Submission:
+        """Start a paid job; the answer holds the result too when the API answered synchronously."""
+        path, body, read = self._submit_args(self.settings, request)
+        log.info("Submitting a Veo job: POST %s (%s)", path, _describe(body))
+        return _submission(self._call(path, body, paid=True, read=read), path)
+
+    def get_task(self, task_id: str) -> TaskRecord:
+        return TaskRecord.model_validate(self._call("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False))
+
+    def get_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """Many tasks in few calls (``retrieve_batch``, 50 ids a call)."""
+        records: list[TaskRecord] = []
+        for chunk in _chunks(task_ids):
+            body = self._call("/veo/tasks", {"ids": chunk, "action": "retrieve_batch"}, paid=False)
+            records.extend(TaskBatch.model_validate(body).items)
+        return records
+
+    def download(self, url: str, destination: str | os.PathLike[str] | ObjectStoragePath) -> str:
+        """Stream a video to a local path or ObjectStoragePath URL; no partial file is left behind.
+
+        The token is not sent: video URLs are public CDN links, and may be another host.
+        """
+        s = self.settings
+        for attempt in tenacity.Retrying(**self._retrying(s, paid=False)):
+            with attempt:
+                return self._download_once(s, url, destination)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:
+        target, part = _destination(destination)
+        try:
+            with self.get_conn().stream("GET", url, timeout=self._timeout(s)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response.status_code, _json_or_none(response), response.headers)
+                with part.open("wb") as fh:
+                    for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                        fh.write(chunk)
+            part.rename(target)
+        except httpx.TransportError as exc:
+            _remove(part)
+            raise _transport_error(exc, "GET", _redact(url)) from None
+        except BaseException:
+            _remove(part)
+            raise
+        log.info("Downloaded %s to %s", _redact(url), target)
+        return str(target)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the token with a free read (an unknown task id); 401 means the token is wrong."""
+        try:
+            self.get_task("airflow-connection-test")
+        except VeoAuthError as exc:
+            return False, str(exc)
+        except VeoError as exc:
+            if exc.status and 400 <= exc.status < 500 and exc.status != 429:
+                return True, f"Connected to {self.settings.base_url}: token accepted"
+            return False, str(exc)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected to {self.settings.base_url}: token accepted"
+
+    # ------------------------------------------------------------------ public API (async)
+
+    async def asubmit(self, request: VeoRequest) -> Submission:
+        path, body, read = self._submit_args(await self.aget_settings(), request)
+        log.info("Submitting a Veo job: POST %s (%s)", path, _describe(body))
+        return _submission(await self._acall(path, body, paid=True, read=read), path)
+
+    async def aget_task(self, task_id: str) -> TaskRecord:
+        body = await self._acall("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False)
+        return TaskRecord.model_validate(body)
+
+    async def aget_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        records: list[TaskRecord] = []
+        for chunk in _chunks(task_ids):
+            body = await self._acall("/veo/tasks", {"ids": chunk, "action": "retrieve_batch"}, paid=False)
+            records.extend(TaskBatch.model_validate(body).items)
+        return records
+
+
+# ------------------------------------------------------------------------------ small helpers
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    ids = list(dict.fromkeys(ids))
+    for i in range(0, len(ids), BATCH_SIZE):
+        yield ids[i : i + BATCH_SIZE]
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """What a submission asks for, for logs (no prompt text, no callback URL: it holds a signature)."""
+    keys = ("action", "model", "video_id", "resolution", "aspect_ratio", "motion_type")
+    parts = [f"{k}={body[k]}" for k in keys if body.get(k) is not None]
+    if body.get("image_urls"):
+        parts.append(f"images={len(body['image_urls'])}")
+    parts.append("mode=" + ("callback" if body.get("callback_url") else "async" if body.get("async") else "sync"))
+    return ", ".join(parts)
+
+
+def _redact(url: str) -> str:
+    """A URL without its query string (signed CDN links carry credentials there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _destination(destination: Any) -> tuple[Any, Any]:
+    """(final path, temporary sibling) for a local path or an ObjectStoragePath / URL."""
+    if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        destination = ObjectStoragePath(destination)
+    elif isinstance(destination, str):
+        destination = Path(destination.removeprefix("file://"))
+    if isinstance(destination, os.PathLike) and not hasattr(destination, "fs"):
+        destination = Path(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    return destination, destination.with_name(destination.name + ".part")
+
+
+def _remove(path: Any) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except Exception:  # pragma: no cover - cleanup must never hide the real error
+        log.warning("Could not remove partial download %s", path)
