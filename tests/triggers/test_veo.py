@@ -1,0 +1,148 @@
+"""VeoTrigger.run() driven directly: one event of each kind, transient errors, no secrets in kwargs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+import respx
+
+from tests.conftest import BASE_URL, SECRET_TOKEN
+from veo_provider.triggers.veo import VeoTrigger
+
+RUNNING = {"id": "t-1", "response": {"success": True, "task_id": "t-1", "data": [{"id": "v", "state": "running"}]}}
+DONE = {
+    "id": "t-1",
+    "trace_id": "tr-1",
+    "response": {
+        "success": True,
+        "task_id": "t-1",
+        "trace_id": "tr-1",
+        "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
+    },
+}
+FAILED = {
+    "id": "t-1",
+    "response": {"success": False, "task_id": "t-1", "error": {"code": "forbidden", "message": "moderation"}},
+}
+
+
+def batch(*records: dict) -> httpx.Response:
+    return httpx.Response(200, json={"items": list(records), "count": len(records)})
+
+
+def trigger(**kw) -> VeoTrigger:
+    args = {"conn_id": "veo_default", "task_id": "t-1", "deadline": time.time() + 10, "poll_interval": 0.1, "first_poll_delay": 0}
+    return VeoTrigger(**{**args, **kw})
+
+
+async def events(trig: VeoTrigger) -> list[dict]:
+    return [e.payload async for e in trig.run()]
+
+
+@pytest.fixture
+def api(veo_conn):
+    veo_conn(max_retries=1)
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+async def test_success_event_carries_the_parsed_result(api):
+    route = api.post("/veo/tasks").mock(side_effect=[batch({"id": "t-1"}), batch(RUNNING), batch(DONE)])
+    [event] = await events(trigger())
+    assert event["status"] == "success"
+    assert event["result"]["data"][0]["video_url"] == "https://cdn.example/v.mp4"
+    assert event["trace_id"] == "tr-1" and event["veo_task_id"] == "t-1"
+    assert route.call_count == 3
+    assert json.loads(route.calls.last.request.content) == {"ids": ["t-1"], "action": "retrieve_batch"}
+
+
+async def test_failed_event_has_the_api_code_and_reason(api):
+    api.post("/veo/tasks").mock(return_value=batch(FAILED))
+    [event] = await events(trigger())
+    assert (event["status"], event["error_code"], event["error_message"]) == ("failed", "forbidden", "moderation")
+
+
+async def test_timeout_event_when_the_deadline_passes(api):
+    api.post("/veo/tasks").mock(return_value=batch(RUNNING))
+    start = time.monotonic()
+    [event] = await events(trigger(deadline=time.time() + 0.5))
+    assert event["status"] == "timeout" and event["last_state"] == "running"
+    assert time.monotonic() - start < 2
+
+
+async def test_a_deadline_already_past_times_out_without_any_request(api):
+    route = api.post("/veo/tasks")
+    [event] = await events(trigger(deadline=time.time() - 1))
+    assert event["status"] == "timeout" and route.call_count == 0
+
+
+async def test_transient_errors_within_the_deadline_do_not_fail(api):
+    api.post("/veo/tasks").mock(
+        side_effect=[
+            httpx.Response(500, json={"error": {"code": "api_error"}}),
+            httpx.Response(429, json={"error": {"code": "too_many_requests"}}),
+            httpx.ConnectError("refused"),
+            httpx.ReadTimeout("slow"),
+            batch(DONE),
+        ]
+    )
+    [event] = await events(trigger())
+    assert event["status"] == "success"
+
+
+async def test_a_bad_token_ends_the_wait_with_an_error_event(api):
+    api.post("/veo/tasks").mock(return_value=httpx.Response(401, json={"error": {"code": "invalid_token", "message": "bad"}}))
+    [event] = await events(trigger())
+    assert event["status"] == "error" and event["error_code"] == "invalid_token"
+    assert SECRET_TOKEN not in json.dumps(event)
+
+
+async def test_an_id_the_api_never_heard_of_ends_with_an_error(api):
+    api.post("/veo/tasks").mock(
+        side_effect=lambda request: batch()
+        if "ids" in json.loads(request.content)
+        else httpx.Response(404, json={"error": {"code": "not_found", "message": "no such task"}})
+    )
+    [event] = await events(trigger())
+    assert event["status"] == "error" and event["error_code"] == "not_found"
+
+
+async def test_first_poll_waits_for_first_poll_delay(api):
+    route = api.post("/veo/tasks").mock(return_value=batch(DONE))
+    start = time.monotonic()
+    await events(trigger(first_poll_delay=0.6))
+    assert time.monotonic() - start >= 0.6 and route.call_count == 1
+
+
+async def test_callback_mode_checks_at_once(api):
+    route = api.post("/veo/tasks").mock(return_value=batch(DONE))
+    start = time.monotonic()
+    [event] = await events(trigger(first_poll_delay=30, wait_mode="callback"))
+    assert event["status"] == "success" and time.monotonic() - start < 1 and route.call_count == 1
+
+
+async def test_many_waiting_triggers_share_batched_requests(api):
+    import asyncio
+
+    def answer(request):
+        ids = json.loads(request.content)["ids"]
+        return batch(*[{**DONE, "id": i, "response": {**DONE["response"], "task_id": i}} for i in ids])
+
+    route = api.post("/veo/tasks").mock(side_effect=answer)
+    results = await asyncio.gather(*(events(trigger(task_id=f"t-{i}")) for i in range(120)))
+    assert all(r[0]["status"] == "success" for r in results)
+    assert {r[0]["veo_task_id"] for r in results} == {f"t-{i}" for i in range(120)}
+    assert route.call_count == 3, "120 waits in one tick = 3 batch calls of <= 50 ids"
+
+
+def test_serialize_round_trips_and_holds_no_secret(veo_conn):
+    trig = trigger(submission_key="k-1")
+    path, kwargs = trig.serialize()
+    assert path == "veo_provider.triggers.veo.VeoTrigger"
+    assert VeoTrigger(**kwargs).serialize() == (path, kwargs)
+    assert set(kwargs) == {"conn_id", "task_id", "deadline", "poll_interval", "first_poll_delay", "submission_key", "wait_mode"}
+    json.dumps(kwargs)  # JSON-able only
+    assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)

@@ -1,0 +1,105 @@
+"""VeoSensor: wait for a Veo job submitted elsewhere (e.g. by VeoOperator with wait_for_completion=False)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from veo_provider.models import TaskState, TaskStatus, decide_state, result_to_xcom
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["VeoSensor"]
+
+
+class VeoSensor(BaseSensorOperator):
+    """Wait until a Veo task finishes; return its result as XCom (the VeoOperator's dict).
+
+    Deferrable by default (the wait runs in the triggerer through the same VeoTrigger as the
+    operator); ``deferrable=False`` pokes in ``poke`` or ``reschedule`` mode. ``timeout``,
+    ``soft_fail`` and ``poke_interval`` behave as in every Airflow sensor.
+
+    :param veo_task_id: The Veo task id (templated, e.g. ``"{{ ti.xcom_pull('submit')['task_id'] }}"``).
+    :param veo_conn_id: The Veo connection (default ``veo_default``).
+    :param deferrable: Wait in the triggerer (default).
+    :param first_poll_delay: Seconds before the first check when deferred (default 0).
+    :param output_path: Optional local path or ObjectStoragePath URL to stream the video to (templated).
+    """
+
+    template_fields: Sequence[str] = ("veo_task_id", "veo_conn_id", "output_path")
+
+    def __init__(
+        self,
+        *,
+        veo_task_id: str,
+        veo_conn_id: str = "veo_default",
+        deferrable: bool = True,
+        first_poll_delay: float = 0.0,
+        output_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 15.0)
+        super().__init__(**kwargs)
+        self.veo_task_id = veo_task_id
+        self.veo_conn_id = veo_conn_id
+        self.deferrable = deferrable
+        self.first_poll_delay = first_poll_delay
+        self.output_path = output_path
+
+    def _hook(self):
+        from veo_provider.hooks.veo import VeoHook
+
+        return VeoHook(self.veo_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from veo_provider.triggers.veo import VeoTrigger
+
+        self.defer(
+            trigger=VeoTrigger(
+                conn_id=self.veo_conn_id,
+                task_id=self.veo_task_id,
+                deadline=time.time() + self.timeout,
+                poll_interval=self.poke_interval,
+                first_poll_delay=self.first_poll_delay,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + 60),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        from veo_provider.exceptions import VeoJobFailedError
+
+        status = decide_state(self._hook().get_task(self.veo_task_id))
+        self.log.info("Veo task %s is %s", self.veo_task_id, status.state.value)
+        if status.state is TaskState.FAILED:
+            raise VeoJobFailedError.of(self.veo_task_id, status.error_code, status.error_message, status.trace_id)
+        if status.state is TaskState.SUCCEEDED:
+            return PokeReturnValue(is_done=True, xcom_value=self._result(status))
+        return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from veo_provider.triggers.veo import event_status
+
+        status = event_status(event)
+        if status is None:
+            raise AirflowSensorTimeout(
+                f"Veo task {self.veo_task_id} did not finish within timeout={self.timeout}s "
+                f"(last seen: {event.get('last_state') or 'unknown'})"
+            )
+        return self._result(status)
+
+    def _result(self, status: TaskStatus) -> dict[str, Any]:
+        status.task_id = status.task_id or self.veo_task_id
+        output_path = None
+        url = status.result.data[0].video_url if status.result and status.result.data else None
+        if self.output_path and url:
+            output_path = self._hook().download(url, self.output_path)
+        return result_to_xcom(status, output_path=output_path)
