@@ -1,0 +1,35 @@
+# Fresh machine with Python 3.10+: `make demo` runs the example DAG offline; `make test` runs all checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	VENV=$(VENV) bash dags_examples/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check veo_provider tests dags_examples benchmarks
+	$(BIN)/ruff format --check veo_provider tests dags_examples benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy veo_provider
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration and not e2e"
+
+test: lint typecheck $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .airflow-home out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,255 @@
+"""VeoOperator without a database: validation, the exactly-once ledger, deferral, results."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+
+from tests.conftest import BASE_URL
+from veo_provider.exceptions import VeoJobFailedError, VeoModerationError
+from veo_provider.ledger import LEDGER_KEY
+from veo_provider.models import XCOM_KEYS
+from veo_provider.operators.veo import VeoOperator
+from veo_provider.triggers.veo import VeoTrigger
+
+DONE = {
+    "success": True,
+    "task_id": "t-1",
+    "trace_id": "tr-1",
+    "data": [{"id": "v-1", "video_url": "https://cdn.example/v-1.mp4", "state": "succeeded",
+              "created_at": "2025-07-25 16:07:43", "complete_at": "2025-07-25 16:10:28"}],
+}
+RUNNING = {"id": "t-1", "response": {"success": True, "task_id": "t-1", "data": [{"state": "running"}]}}
+FAILED = {"id": "t-1", "response": {"success": False, "task_id": "t-1", "error": {"code": "x", "message": "y"}}}
+
+
+class FakeStore:
+    """The task state store's interface, in memory (as Airflow keeps it across tries)."""
+
+    def __init__(self, **values):
+        self.values = dict(values)
+        self.writes: list[tuple[str, object]] = []
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value, **_):
+        self.writes.append((key, value))
+        self.values[key] = value
+
+    def delete(self, key):
+        self.values.pop(key, None)
+
+
+def op(**kw) -> VeoOperator:
+    args = {"task_id": "veo", "prompt": "a mug", "model": "veo3", "poll_interval": 0.1, "first_poll_delay": 0}
+    return VeoOperator(**{**args, **kw})
+
+
+@pytest.fixture
+def api(veo_conn):
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def store():
+    return FakeStore()
+
+
+def ctx(store):
+    return {"task_state_store": store}
+
+
+# ------------------------------------------------------------------------ bad input, no HTTP
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt": None}, "text2video needs a prompt"),
+        ({"action": "image2video"}, "image2video needs 1 or 2 image_urls (got 0)"),
+        ({"action": "image2video", "image_urls": ["a", "b", "c"]}, "image_urls[0] must be an http(s) URL"),
+        ({"action": "get_1080p", "prompt": None}, "get1080p needs video_id"),
+        ({"model": "Veo 3"}, "model 'Veo 3' is not a model name"),
+        ({"endpoint": "upsample", "prompt": "x", "model": None, "video_id": "v"}, "prompt not taken by endpoint 'upsample'"),
+        ({"endpoint": "nope"}, "endpoint 'nope' is unknown"),
+        ({"extra_body": {"callback_url": "ftp://x"}}, "callback_url must be an http(s) URL"),
+    ],
+)
+def test_bad_input_fails_before_any_http(api, store, kwargs, message):
+    route = api.route()
+    with pytest.raises(AirflowFailException) as info:
+        op(**kwargs).execute(ctx(store))
+    assert message in str(info.value)
+    assert route.call_count == 0 and store.writes == []
+
+
+def test_bad_operator_arguments_fail_at_parse_time():
+    with pytest.raises(ValueError, match="wait_mode 'hook' is unknown"):
+        op(wait_mode="hook")
+    with pytest.raises(ValueError, match="on_uncertain_submission"):
+        op(on_uncertain_submission="maybe")
+
+
+def test_all_user_inputs_are_templated():
+    assert {"prompt", "image_urls", "video_id", "model", "action", "resolution", "aspect_ratio", "extra_body",
+            "output_path", "translation", "motion_type", "image_mask", "endpoint"} <= set(VeoOperator.template_fields)
+
+
+# ------------------------------------------------------------------------ submission + ledger
+
+
+def test_fresh_submit_records_the_ledger_and_defers(api, store):
+    route = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1", "trace_id": "tr"}))
+    with pytest.raises(TaskDeferred) as info:
+        op(extra_body={"duration": 8}).execute(ctx(store))
+    body = json.loads(route.calls.last.request.content)
+    assert body == {"action": "text2video", "model": "veo3", "prompt": "a mug", "duration": 8, "async": True}
+    states = [v["state"] for k, v in store.writes if k == LEDGER_KEY]
+    assert states == ["submitting", "submitted"], "the key is written before the paid POST"
+    assert store.values[LEDGER_KEY]["task_id"] == "t-1"
+    trig = info.value.trigger
+    assert isinstance(trig, VeoTrigger) and trig.veo_task_id == "t-1" and info.value.method_name == "execute_complete"
+    assert trig.submission_key == store.values[LEDGER_KEY]["key"]
+
+
+def test_retry_resumes_a_running_job_without_paying(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k", "task_id": "t-1"}
+    post = api.post("/veo/videos")
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(ctx(store))
+    assert post.call_count == 0 and info.value.trigger.veo_task_id == "t-1"
+
+
+def test_retry_finishes_a_succeeded_job_without_paying(api, store, tmp_path):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k", "task_id": "t-1"}
+    post = api.post("/veo/videos")
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1", "response": DONE}))
+    with respx.mock(assert_all_called=False) as cdn:
+        cdn.get("https://cdn.example/v-1.mp4").mock(return_value=httpx.Response(200, content=b"mp4"))
+        cdn.route(host="veo.test").pass_through()
+        result = op(output_path=str(tmp_path / "out.mp4")).execute(ctx(store))
+    assert post.call_count == 0
+    assert result["state"] == "succeeded" and result["video_id"] == "v-1"
+    assert (tmp_path / "out.mp4").read_bytes() == b"mp4" and result["output_path"] == str(tmp_path / "out.mp4")
+
+
+def test_retry_after_an_api_side_failure_submits_a_new_job(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k", "task_id": "t-1"}
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=FAILED))
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-2"}))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(ctx(store))
+    assert post.call_count == 1 and info.value.trigger.veo_task_id == "t-2"
+    assert store.values[LEDGER_KEY]["task_id"] == "t-2"
+
+
+def test_reuse_existing_job_false_always_submits(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k", "task_id": "t-1"}
+    get = api.post("/veo/tasks")
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-2"}))
+    with pytest.raises(TaskDeferred):
+        op(reuse_existing_job=False).execute(ctx(store))
+    assert post.call_count == 1 and get.call_count == 0
+
+
+def test_uncertain_earlier_submission_fails_clearly_without_paying(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitting", "key": "k-123", "at": "2025-01-01T00:00:00"}
+    post = api.post("/veo/videos")
+    with pytest.raises(AirflowFailException, match="k-123.*on_uncertain_submission='resubmit'") as info:
+        op().execute(ctx(store))
+    assert "may have created a Veo job" in str(info.value) and post.call_count == 0
+
+
+def test_uncertain_earlier_submission_can_be_resubmitted_on_request(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitting", "key": "k-123"}
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-2"}))
+    with pytest.raises(TaskDeferred):
+        op(on_uncertain_submission="resubmit").execute(ctx(store))
+    assert post.call_count == 1 and store.values[LEDGER_KEY]["key"] != "k-123"
+
+
+def test_lost_submission_answer_keeps_the_ledger_and_fails_without_retry(api, store):
+    post = api.post("/veo/videos").mock(side_effect=httpx.ReadTimeout("lost"))
+    with pytest.raises(AirflowFailException, match="not resent"):
+        op().execute(ctx(store))
+    assert post.call_count == 1
+    assert store.values[LEDGER_KEY]["state"] == "submitting", "the next try must know a job may exist"
+
+
+def test_refused_submission_forgets_the_ledger(api, store):
+    api.post("/veo/videos").mock(
+        return_value=httpx.Response(403, json={"error": {"code": "forbidden", "message": "moderation: refused"}})
+    )
+    with pytest.raises(VeoModerationError, match="moderation: refused"):
+        op().execute(ctx(store))
+    assert LEDGER_KEY not in store.values
+
+
+def test_wait_for_completion_false_returns_after_submission(api, store):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1", "trace_id": "tr"}))
+    result = op(wait_for_completion=False).execute(ctx(store))
+    assert result["task_id"] == "t-1" and result["state"] == "pending" and result["trace_id"] == "tr"
+    assert tuple(result) == XCOM_KEYS
+
+
+def test_not_deferrable_waits_in_the_worker_with_the_same_loop(api, store):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    api.post("/veo/tasks").mock(
+        side_effect=[httpx.Response(200, json={"items": [RUNNING]}), httpx.Response(200, json={"items": [{"id": "t-1", "response": DONE}]})]
+    )
+    result = op(deferrable=False).execute(ctx(store))
+    assert result["state"] == "succeeded" and result["video_url"] == "https://cdn.example/v-1.mp4"
+
+
+def test_without_a_task_state_store_it_still_works(api):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(TaskDeferred):
+        op().execute({})
+
+
+# ------------------------------------------------------------------------ execute_complete
+
+
+def event(status, **kw):
+    return {"status": status, "veo_task_id": "t-1", "source": "poll", "elapsed": 3, **kw}
+
+
+def test_success_event_becomes_the_documented_xcom(api):
+    result = op().execute_complete({}, event("success", result=DONE, trace_id="tr-1"))
+    assert tuple(result) == XCOM_KEYS
+    assert result == {
+        "task_id": "t-1", "video_id": "v-1", "video_url": "https://cdn.example/v-1.mp4", "state": "succeeded",
+        "trace_id": "tr-1", "created_at": "2025-07-25 16:07:43", "complete_at": "2025-07-25 16:10:28",
+        "model": "veo3", "action": None, "output_path": None,
+    }
+
+
+def test_failed_event_fails_with_the_api_code_and_reason_without_retries():
+    with pytest.raises(VeoJobFailedError, match="generation_failed: the model refused") as info:
+        op().execute_complete({}, event("failed", error_code="generation_failed", error_message="the model refused"))
+    assert isinstance(info.value, AirflowFailException)
+
+
+def test_timeout_event_fails_retryably_and_says_a_retry_resumes():
+    with pytest.raises(AirflowException, match="resumes waiting on the same job") as info:
+        op().execute_complete({}, event("timeout", last_state="running"))
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_callback_success_is_confirmed_with_one_read(api):
+    confirm = api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1", "response": DONE}))
+    result = op().execute_complete({}, event("success", result=DONE, source="callback"))
+    assert confirm.call_count == 1 and result["state"] == "succeeded"
+
+
+def test_forged_callback_success_is_not_trusted(api):
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    with pytest.raises(AirflowException, match="not trusting the callback"):
+        op().execute_complete({}, event("success", result=DONE, source="callback"))
