@@ -42,7 +42,8 @@ def veo_text_to_video():
         poll_interval=POLL_INTERVAL,
         first_poll_delay=min(POLL_INTERVAL, 10),
         timeout=1800,
-        output_path="file://" + OUTPUT_DIR + "/{{ ds }}/{{ ti.map_index }}.mp4",
+        # run_after also exists for manual runs (which have no logical date, hence no {{ ds }}).
+        output_path="file://" + OUTPUT_DIR + "/{{ dag_run.run_after | ds }}/{{ ti.map_index }}.mp4",
     ).expand(prompt=prompts())
 
     @task

@@ -1,0 +1,206 @@
+"""A real Airflow (api-server, scheduler, dag-processor, triggerer, LocalExecutor) on PostgreSQL.
+
+Used by the end-to-end tests: it is the only way to see a deferred task resumed by a callback,
+a triggerer running many waits at once, or a retry after a worker process was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PG_HOST = os.environ.get("VEO_E2E_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("VEO_E2E_PG_PORT", "5432"))
+PG_USER = os.environ.get("VEO_E2E_PG_USER", "postgres")
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_unavailable() -> str | None:
+    """Why the e2e tests cannot run here, or None."""
+    try:
+        import psycopg2
+    except ImportError:
+        return "psycopg2 is not installed (pip install -e '.[test]')"
+    try:
+        psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3).close()
+    except Exception as exc:
+        return f"PostgreSQL is not reachable at {PG_USER}@{PG_HOST}:{PG_PORT} ({str(exc).strip()})"
+    return None
+
+
+def _admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+class AirflowCluster:
+    """Starts every Airflow component as its own process, on a database of its own."""
+
+    COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+    def __init__(self, home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.dags_folder = dags_folder
+        self.port = free_port()
+        self.db = f"veo_e2e_{secrets.token_hex(4)}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.db}",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            **(extra_env or {}),
+        }
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self._token: str | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def start(self, timeout: float = 120) -> AirflowCluster:
+        _admin(f"CREATE DATABASE {self.db}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=self.env, capture_output=True, text=True)
+        if migrate.returncode:
+            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
+        for name in self.COMPONENTS:
+            args = [str(BIN / "airflow"), name] + (["--port", str(self.port)] if name == "api-server" else [])
+            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            self.procs[name] = subprocess.Popen(
+                args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_healthy(timeout)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            _admin(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        if os.environ.get("VEO_E2E_KEEP") is None:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"airflow {name} exited early:\n{self.log_tail(name)}")
+            try:
+                last = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).json()
+                if all(last.get(c, {}).get("status") == "healthy" for c in ("metadatabase", "scheduler", "triggerer")):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"Airflow did not become healthy in {timeout}s (last health: {last})")
+
+    def log_tail(self, name: str, lines: int = 60) -> str:
+        path = self.home / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # ----------------------------------------------------------------------------- REST API
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        if self._token is None:
+            self._token = httpx.get(f"{self.url}/auth/token", timeout=10).json()["access_token"]
+        r = httpx.request(
+            method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"}, timeout=30, **kw
+        )
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPStatusError):
+                if self.api("GET", f"/dags/{dag_id}"):
+                    return
+            time.sleep(1)
+        raise RuntimeError(f"DAG {dag_id} was not parsed in {timeout}s:\n{self.log_tail('dag-processor')}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        self.wait_for_dag(dag_id)
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        return run["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(0.5)
+        raise TimeoutError(f"run {dag_id}/{run_id} still {state} after {timeout}s; tis: {self.task_instances(dag_id, run_id)}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+        entry = self.api(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"map_index": map_index, "deserialize": True},
+        )
+        return entry["value"]
+
+
+@contextlib.contextmanager
+def running_cluster(home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[AirflowCluster]:
+    cluster = AirflowCluster(home, dags_folder, extra_env)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
