@@ -10,7 +10,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="veo-airflow-home-
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-import pytest  # noqa: E402
+import pytest
 
 #: A token value that must never appear in any output.
 SECRET_TOKEN = "tok-SECRET-5f1b9c0d-never-print-me"

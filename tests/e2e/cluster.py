@@ -183,7 +183,9 @@ class AirflowCluster:
             if state in ("success", "failed"):
                 return state
             time.sleep(0.5)
-        raise TimeoutError(f"run {dag_id}/{run_id} still {state} after {timeout}s; tis: {self.task_instances(dag_id, run_id)}")
+        raise TimeoutError(
+            f"run {dag_id}/{run_id} still {state} after {timeout}s; tis: {self.task_instances(dag_id, run_id)}"
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]

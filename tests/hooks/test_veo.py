@@ -321,7 +321,9 @@ def test_download_memory_stays_flat_for_a_large_body(hook, tmp_path):
             yield chunk
 
     with respx.mock:
-        respx.get("https://cdn.example/big.mp4").mock(side_effect=lambda request: httpx.Response(200, stream=_Iter(body())))
+        respx.get("https://cdn.example/big.mp4").mock(
+            side_effect=lambda request: httpx.Response(200, stream=_Iter(body()))
+        )
         tracemalloc.start()
         try:
             path = hook.download("https://cdn.example/big.mp4", tmp_path / "big.mp4")

@@ -20,8 +20,15 @@ DONE = {
     "success": True,
     "task_id": "t-1",
     "trace_id": "tr-1",
-    "data": [{"id": "v-1", "video_url": "https://cdn.example/v-1.mp4", "state": "succeeded",
-              "created_at": "2025-07-25 16:07:43", "complete_at": "2025-07-25 16:10:28"}],
+    "data": [
+        {
+            "id": "v-1",
+            "video_url": "https://cdn.example/v-1.mp4",
+            "state": "succeeded",
+            "created_at": "2025-07-25 16:07:43",
+            "complete_at": "2025-07-25 16:10:28",
+        }
+    ],
 }
 RUNNING = {"id": "t-1", "response": {"success": True, "task_id": "t-1", "data": [{"state": "running"}]}}
 FAILED = {"id": "t-1", "response": {"success": False, "task_id": "t-1", "error": {"code": "x", "message": "y"}}}
@@ -76,7 +83,10 @@ def ctx(store):
         ({"action": "image2video", "image_urls": ["a", "b", "c"]}, "image_urls[0] must be an http(s) URL"),
         ({"action": "get_1080p", "prompt": None}, "get1080p needs video_id"),
         ({"model": "Veo 3"}, "model 'Veo 3' is not a model name"),
-        ({"endpoint": "upsample", "prompt": "x", "model": None, "video_id": "v"}, "prompt not taken by endpoint 'upsample'"),
+        (
+            {"endpoint": "upsample", "prompt": "x", "model": None, "video_id": "v"},
+            "prompt not taken by endpoint 'upsample'",
+        ),
         ({"endpoint": "nope"}, "endpoint 'nope' is unknown"),
         ({"extra_body": {"callback_url": "ftp://x"}}, "callback_url must be an http(s) URL"),
     ],
@@ -97,8 +107,21 @@ def test_bad_operator_arguments_fail_at_parse_time():
 
 
 def test_all_user_inputs_are_templated():
-    assert {"prompt", "image_urls", "video_id", "model", "action", "resolution", "aspect_ratio", "extra_body",
-            "output_path", "translation", "motion_type", "image_mask", "endpoint"} <= set(VeoOperator.template_fields)
+    assert {
+        "prompt",
+        "image_urls",
+        "video_id",
+        "model",
+        "action",
+        "resolution",
+        "aspect_ratio",
+        "extra_body",
+        "output_path",
+        "translation",
+        "motion_type",
+        "image_mask",
+        "endpoint",
+    } <= set(VeoOperator.template_fields)
 
 
 # ------------------------------------------------------------------------ submission + ledger
@@ -162,7 +185,7 @@ def test_reuse_existing_job_false_always_submits(api, store):
 def test_uncertain_earlier_submission_fails_clearly_without_paying(api, store):
     store.values[LEDGER_KEY] = {"state": "submitting", "key": "k-123", "at": "2025-01-01T00:00:00"}
     post = api.post("/veo/videos")
-    with pytest.raises(AirflowFailException, match="k-123.*on_uncertain_submission='resubmit'") as info:
+    with pytest.raises(AirflowFailException, match=r"k-123.*on_uncertain_submission='resubmit'") as info:
         op().execute(ctx(store))
     assert "may have created a Veo job" in str(info.value) and post.call_count == 0
 
@@ -202,7 +225,10 @@ def test_wait_for_completion_false_returns_after_submission(api, store):
 def test_not_deferrable_waits_in_the_worker_with_the_same_loop(api, store):
     api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
     api.post("/veo/tasks").mock(
-        side_effect=[httpx.Response(200, json={"items": [RUNNING]}), httpx.Response(200, json={"items": [{"id": "t-1", "response": DONE}]})]
+        side_effect=[
+            httpx.Response(200, json={"items": [RUNNING]}),
+            httpx.Response(200, json={"items": [{"id": "t-1", "response": DONE}]}),
+        ]
     )
     result = op(deferrable=False).execute(ctx(store))
     assert result["state"] == "succeeded" and result["video_url"] == "https://cdn.example/v-1.mp4"
@@ -225,9 +251,16 @@ def test_success_event_becomes_the_documented_xcom(api):
     result = op().execute_complete({}, event("success", result=DONE, trace_id="tr-1"))
     assert tuple(result) == XCOM_KEYS
     assert result == {
-        "task_id": "t-1", "video_id": "v-1", "video_url": "https://cdn.example/v-1.mp4", "state": "succeeded",
-        "trace_id": "tr-1", "created_at": "2025-07-25 16:07:43", "complete_at": "2025-07-25 16:10:28",
-        "model": "veo3", "action": None, "output_path": None,
+        "task_id": "t-1",
+        "video_id": "v-1",
+        "video_url": "https://cdn.example/v-1.mp4",
+        "state": "succeeded",
+        "trace_id": "tr-1",
+        "created_at": "2025-07-25 16:07:43",
+        "complete_at": "2025-07-25 16:10:28",
+        "model": "veo3",
+        "action": None,
+        "output_path": None,
     }
 
 

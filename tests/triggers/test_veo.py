@@ -34,7 +34,13 @@ def batch(*records: dict) -> httpx.Response:
 
 
 def trigger(**kw) -> VeoTrigger:
-    args = {"conn_id": "veo_default", "task_id": "t-1", "deadline": time.time() + 10, "poll_interval": 0.1, "first_poll_delay": 0}
+    args = {
+        "conn_id": "veo_default",
+        "task_id": "t-1",
+        "deadline": time.time() + 10,
+        "poll_interval": 0.1,
+        "first_poll_delay": 0,
+    }
     return VeoTrigger(**{**args, **kw})
 
 
@@ -94,7 +100,9 @@ async def test_transient_errors_within_the_deadline_do_not_fail(api):
 
 
 async def test_a_bad_token_ends_the_wait_with_an_error_event(api):
-    api.post("/veo/tasks").mock(return_value=httpx.Response(401, json={"error": {"code": "invalid_token", "message": "bad"}}))
+    api.post("/veo/tasks").mock(
+        return_value=httpx.Response(401, json={"error": {"code": "invalid_token", "message": "bad"}})
+    )
     [event] = await events(trigger())
     assert event["status"] == "error" and event["error_code"] == "invalid_token"
     assert SECRET_TOKEN not in json.dumps(event)
@@ -102,9 +110,11 @@ async def test_a_bad_token_ends_the_wait_with_an_error_event(api):
 
 async def test_an_id_the_api_never_heard_of_ends_with_an_error(api):
     api.post("/veo/tasks").mock(
-        side_effect=lambda request: batch()
-        if "ids" in json.loads(request.content)
-        else httpx.Response(404, json={"error": {"code": "not_found", "message": "no such task"}})
+        side_effect=lambda request: (
+            batch()
+            if "ids" in json.loads(request.content)
+            else httpx.Response(404, json={"error": {"code": "not_found", "message": "no such task"}})
+        )
     )
     [event] = await events(trigger())
     assert event["status"] == "error" and event["error_code"] == "not_found"
@@ -143,6 +153,14 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
     path, kwargs = trig.serialize()
     assert path == "veo_provider.triggers.veo.VeoTrigger"
     assert VeoTrigger(**kwargs).serialize() == (path, kwargs)
-    assert set(kwargs) == {"conn_id", "task_id", "deadline", "poll_interval", "first_poll_delay", "submission_key", "wait_mode"}
+    assert set(kwargs) == {
+        "conn_id",
+        "task_id",
+        "deadline",
+        "poll_interval",
+        "first_poll_delay",
+        "submission_key",
+        "wait_mode",
+    }
     json.dumps(kwargs)  # JSON-able only
     assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)

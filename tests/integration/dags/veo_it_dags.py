@@ -1,0 +1,42 @@
+"""DAGs for the integration tests (unhappy paths of real Airflow runs against the emulator)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from veo_provider.operators.veo import VeoOperator
+
+OUT = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-it")
+FAST = {"poll_interval": 0.5, "first_poll_delay": 0.2}
+
+
+def _dag(dag_id: str, **default_args) -> DAG:
+    return DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        default_args={"retry_delay": timedelta(seconds=1), **default_args},
+    )
+
+
+# An API-side failure must fail at once: retries=2 must not be used.
+with _dag("veo_it_api_failure", retries=2):
+    VeoOperator(task_id="generate", prompt="{{ dag_run.conf.get('prompt', 'a red kite') }}", model="veo3", **FAST)
+
+# The first try times out while the job still runs; the retry resumes the same job.
+with _dag("veo_it_timeout_resume", retries=1):
+    VeoOperator(task_id="generate", prompt="a slow sunrise", model="veo3", timeout=1.5, **FAST)
+
+# The download fails on the first try; the retry downloads the same job's video again.
+with _dag("veo_it_download_retry", retries=1):
+    VeoOperator(
+        task_id="generate", prompt="a lighthouse at night", model="veo3", output_path=OUT + "/retry.mp4", **FAST
+    )
+
+# Not deferrable: the worker runs the same wait loop.
+with _dag("veo_it_not_deferrable"):
+    VeoOperator(task_id="generate", prompt="a fox in snow", model="veo3", deferrable=False, **FAST)

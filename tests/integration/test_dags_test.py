@@ -1,0 +1,84 @@
+"""`airflow dags test` of the example DAGs and of the unhappy paths, against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veo_provider.models import XCOM_KEYS
+
+pytestmark = pytest.mark.integration
+
+
+def is_mp4(path: Path) -> bool:
+    head = path.read_bytes()[:12]
+    return head[4:8] == b"ftyp"
+
+
+def test_example_dag_generates_three_videos_once_each(dags_test, emulator):
+    result = dags_test("veo_text_to_video")
+    assert result.succeeded, result.output[-4000:]
+    xcoms = result.xcoms("veo_text_to_video", "generate")
+    assert len(xcoms) == 3
+    for x in xcoms:
+        assert tuple(x) == XCOM_KEYS
+        assert x["state"] == "succeeded" and x["video_url"] and x["video_id"] and x["model"] == "veo3-fast"
+        assert is_mp4(Path(x["output_path"]))
+    assert len({x["output_path"] for x in xcoms}) == 3
+    assert emulator.jobs_created == 3 and emulator.max_jobs_per_body == 1
+
+
+def test_sensor_waits_for_a_job_submitted_without_waiting(dags_test, emulator):
+    result = dags_test("veo_submit_then_sense")
+    assert result.succeeded, result.output[-4000:]
+    [submitted] = result.xcoms("veo_submit_then_sense", "submit")
+    [sensed] = result.xcoms("veo_submit_then_sense", "wait")
+    assert submitted["state"] == "pending"
+    assert sensed["task_id"] == submitted["task_id"] and sensed["state"] == "succeeded"
+    assert tuple(sensed) == XCOM_KEYS
+    assert emulator.jobs_created == 1
+
+
+def test_api_side_failure_fails_with_code_and_reason_without_retries(dags_test, emulator):
+    emulator.set_faults(fail_jobs={"times": 1, "code": "generation_failed", "message": "upstream model gave up"})
+    result = dags_test("veo_it_api_failure")
+    assert not result.succeeded
+    assert "generation_failed" in result.output and "upstream model gave up" in result.output
+    assert result.tries("veo_it_api_failure", "generate") == [(-1, "failed", 1)], "retries=2 must not be used"
+    assert emulator.jobs_created == 1
+
+
+def test_moderation_refusal_fails_at_once_and_pays_nothing(dags_test, emulator):
+    emulator.set_faults(moderation={"words": ["forbidden-thing"]})
+    result = dags_test("veo_it_api_failure", conf={"prompt": "a forbidden-thing on a table"})
+    assert not result.succeeded
+    assert "forbidden" in result.output and "change the prompt or images" in result.output
+    assert result.tries("veo_it_api_failure", "generate") == [(-1, "failed", 1)]
+    assert emulator.jobs_created == 0
+
+
+def test_retry_after_timeout_resumes_the_same_job(dags_test, emulator):
+    emulator.set_faults(generation_seconds=4.0)
+    result = dags_test("veo_it_timeout_resume")
+    assert result.succeeded, result.output[-4000:]
+    assert "did not finish within timeout" in result.output and "Resuming Veo job" in result.output
+    assert result.tries("veo_it_timeout_resume", "generate") == [(-1, "success", 2)]
+    assert emulator.jobs_created == 1
+
+
+def test_retry_after_failed_download_does_not_pay_again(dags_test, emulator):
+    emulator.set_faults(download_cut={"times": 1})
+    result = dags_test("veo_it_download_retry", max_retries=1)
+    assert result.succeeded, result.output[-4000:]
+    [x] = result.xcoms("veo_it_download_retry", "generate")
+    assert is_mp4(Path(x["output_path"]))
+    assert result.tries("veo_it_download_retry", "generate") == [(-1, "success", 2)]
+    assert emulator.jobs_created == 1
+
+
+def test_not_deferrable_waits_in_the_worker(dags_test, emulator):
+    result = dags_test("veo_it_not_deferrable")
+    assert result.succeeded, result.output[-4000:]
+    assert "running trigger in line" not in result.output
+    assert emulator.jobs_created == 1
