@@ -1,0 +1,59 @@
+"""A real Airflow cluster (PostgreSQL) plus the emulator, started once per test session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import AirflowCluster, postgres_unavailable
+from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLBACK_SECRET = "e2e-callback-secret-0123456789abcdef0123456789"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def e2e_emulator():
+    emu = VeoEmulator(EmulatorConfig(generation_seconds=2.0)).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory, e2e_emulator):
+    if reason := postgres_unavailable():
+        pytest.skip(f"end-to-end tests need PostgreSQL: {reason}")
+    base = tmp_path_factory.mktemp("e2e")
+    dags = base / "dags"
+    dags.mkdir()
+    for src in [*(ROOT / "dags_examples").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
+        shutil.copy(src, dags)
+    cluster = AirflowCluster(base / "airflow", dags)
+    conn = {"conn_type": "veo", "host": e2e_emulator.url, "password": "test-token"}
+    callback_conn = {
+        **conn,
+        "extra": {"callback_base_url": f"{cluster.url}/veo", "callback_secret": CALLBACK_SECRET},
+    }
+    cluster.env.update(
+        {
+            "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn),
+            "AIRFLOW_CONN_VEO_CALLBACK": json.dumps(callback_conn),
+            "VEO_OUTPUT_DIR": str(base / "videos"),
+            "VEO_POLL_INTERVAL": "0.5",
+        }
+    )
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def emulator(e2e_emulator):
+    e2e_emulator.reset()
+    return e2e_emulator

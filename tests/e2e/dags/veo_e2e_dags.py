@@ -1,0 +1,35 @@
+"""DAGs for the end-to-end tests (real scheduler, triggerer, api-server)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from veo_provider.operators.veo import VeoOperator
+
+OUT = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-e2e")
+FAST = {"poll_interval": 0.5, "first_poll_delay": 0.2}
+
+
+def _dag(dag_id: str, **default_args) -> DAG:
+    return DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2025, 1, 1),
+        catchup=False,
+        default_args={"retry_delay": timedelta(seconds=1), **default_args},
+    )
+
+
+# The worker waits in-process, so killing it mid-wait is a real crash after the submission.
+with _dag("veo_e2e_crash", retries=1):
+    VeoOperator(
+        task_id="generate",
+        prompt="a glass of water on a windowsill, {{ run_id }}",
+        model="veo3",
+        deferrable=False,
+        output_path=OUT + "/crash/{{ run_id | replace(':', '_') }}.mp4",
+        **FAST,
+    )
