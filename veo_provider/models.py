@@ -40,6 +40,7 @@ __all__ = [
     "VideosRequest",
     "build_request",
     "decide_state",
+    "make_event",
     "result_to_xcom",
 ]
 
@@ -459,3 +460,36 @@ def result_to_xcom(
         "action": action,
         "output_path": output_path,
     }
+
+
+def make_event(
+    status: TaskStatus | None,
+    task_id: str | None,
+    submission_key: str | None,
+    source: str,
+    *,
+    kind: str | None = None,
+    elapsed: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The one event payload that resumes a Veo task, whether a poll or a callback produced it.
+
+    ``kind`` defaults from the status: ``success`` / ``failed``; the trigger also sends
+    ``timeout`` and ``error``.
+    """
+    if kind is None:
+        kind = "success" if status is not None and status.state is TaskState.SUCCEEDED else "failed"
+    event: dict[str, Any] = {
+        "status": kind,
+        "veo_task_id": task_id,
+        "submission_key": submission_key,
+        "source": source,
+        "elapsed": elapsed,
+        **extra,
+    }
+    if status is not None:
+        event["trace_id"] = status.trace_id
+        event["result"] = status.result.model_dump(mode="json", exclude_none=True) if status.result else None
+        event["error_code"] = status.error_code
+        event["error_message"] = status.error_message
+    return event

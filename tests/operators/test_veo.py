@@ -286,3 +286,88 @@ def test_forged_callback_success_is_not_trusted(api):
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
     with pytest.raises(AirflowException, match="not trusting the callback"):
         op().execute_complete({}, event("success", result=DONE, source="callback"))
+
+
+# ------------------------------------------------------------------------ callback mode
+
+CALLBACK_EXTRA = {"callback_base_url": "https://airflow.example.com/veo", "callback_secret": "s" * 40}
+
+
+def cb_ctx(store):
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id="d", run_id="manual__1", task_id="veo", map_index=2)
+    return {"task_state_store": store, "ti": ti}
+
+
+def test_callback_mode_without_its_settings_fails_before_any_http(api, store):
+    route = api.route()
+    with pytest.raises(AirflowFailException, match="needs 'callback_base_url' and 'callback_secret'"):
+        op(wait_mode="callback").execute(cb_ctx(store))
+    assert route.call_count == 0 and store.writes == []
+
+
+def test_auto_mode_sends_a_signed_callback_url_and_waits_with_the_safety_net(api, store, veo_conn):
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    from veo_provider.callbacks.signing import verify_callback
+
+    veo_conn(**CALLBACK_EXTRA)
+    route = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(cb_ctx(store))
+    body = json.loads(route.calls.last.request.content)
+    assert "async" not in body
+    url = urlsplit(body["callback_url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == "https://airflow.example.com/veo/callback"
+    target = verify_callback({k: v[0] for k, v in parse_qs(url.query).items()}, ["s" * 40])
+    assert (target.dag_id, target.run_id, target.task_id, target.map_index) == ("d", "manual__1", "veo", 2)
+    assert target.submission_key == store.values[LEDGER_KEY]["key"] and target.conn_id == "veo_default"
+    trig = info.value.trigger
+    assert trig.wait_mode == "callback" and trig.poll_interval == 300
+    assert 5 < trig.first_check_at - time.time() <= 10
+
+
+def test_callback_mode_lost_answer_waits_for_the_callback_instead_of_failing(api, store, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    post = api.post("/veo/videos").mock(side_effect=httpx.ReadTimeout("lost"))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(cb_ctx(store))
+    assert post.call_count == 1
+    assert info.value.trigger.veo_task_id is None
+    assert info.value.trigger.submission_key == store.values[LEDGER_KEY]["key"]
+    assert store.values[LEDGER_KEY]["state"] == "submitting"
+
+
+def test_callback_mode_retry_of_an_uncertain_submission_waits_for_its_callback(api, store, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    store.values[LEDGER_KEY] = {"state": "submitting", "key": "k-9"}
+    post = api.post("/veo/videos")
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(cb_ctx(store))
+    assert post.call_count == 0 and info.value.trigger.submission_key == "k-9"
+
+
+def test_callback_that_came_before_deferral_finishes_without_waiting(api, store, veo_conn):
+    from veo_provider.ledger import CALLBACK_KEY
+
+    veo_conn(**CALLBACK_EXTRA)
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-1", "task_id": "t-1"}
+    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-1", "body": DONE}
+    reads = api.post("/veo/tasks").mock(
+        side_effect=[httpx.Response(200, json=RUNNING), httpx.Response(200, json={"id": "t-1", "response": DONE})]
+    )
+    result = op().execute(cb_ctx(store))
+    assert result["state"] == "succeeded" and reads.call_count == 2, "resume check + confirmation"
+
+
+def test_callback_for_an_older_submission_is_ignored(api, store, veo_conn):
+    from veo_provider.ledger import CALLBACK_KEY
+
+    veo_conn(**CALLBACK_EXTRA)
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-2", "task_id": "t-1"}
+    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-0", "body": DONE}
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    with pytest.raises(TaskDeferred):
+        op().execute(cb_ctx(store))

@@ -39,7 +39,7 @@ def trigger(**kw) -> VeoTrigger:
         "task_id": "t-1",
         "deadline": time.time() + 10,
         "poll_interval": 0.1,
-        "first_poll_delay": 0,
+        "first_check_at": 0,
     }
     return VeoTrigger(**{**args, **kw})
 
@@ -120,18 +120,24 @@ async def test_an_id_the_api_never_heard_of_ends_with_an_error(api):
     assert event["status"] == "error" and event["error_code"] == "not_found"
 
 
-async def test_first_poll_waits_for_first_poll_delay(api):
+async def test_first_check_waits_until_first_check_at(api):
     route = api.post("/veo/tasks").mock(return_value=batch(DONE))
     start = time.monotonic()
-    await events(trigger(first_poll_delay=0.6))
+    await events(trigger(first_check_at=time.time() + 0.6))
     assert time.monotonic() - start >= 0.6 and route.call_count == 1
 
 
-async def test_callback_mode_checks_at_once(api):
+async def test_a_restarted_trigger_past_its_first_check_checks_at_once(api):
     route = api.post("/veo/tasks").mock(return_value=batch(DONE))
     start = time.monotonic()
-    [event] = await events(trigger(first_poll_delay=30, wait_mode="callback"))
+    [event] = await events(trigger(first_check_at=time.time() - 60, poll_interval=30, wait_mode="callback"))
     assert event["status"] == "success" and time.monotonic() - start < 1 and route.call_count == 1
+
+
+async def test_waiting_for_a_callback_without_a_task_id_never_polls(api):
+    route = api.post("/veo/tasks")
+    [event] = await events(trigger(task_id=None, deadline=time.time() + 0.3, wait_mode="callback"))
+    assert event["status"] == "timeout" and event["veo_task_id"] is None and route.call_count == 0
 
 
 async def test_many_waiting_triggers_share_batched_requests(api):
@@ -158,7 +164,7 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
         "task_id",
         "deadline",
         "poll_interval",
-        "first_poll_delay",
+        "first_check_at",
         "submission_key",
         "wait_mode",
     }

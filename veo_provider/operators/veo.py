@@ -22,8 +22,10 @@ from veo_provider.models import (
     TaskStatus,
     VeoRequest,
     VeoRequestError,
+    VeoResult,
     build_request,
     decide_state,
+    make_event,
     result_to_xcom,
 )
 
@@ -31,11 +33,14 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
-    from veo_provider.triggers.veo import VeoTrigger
 
 __all__ = ["VeoOperator"]
 
 WAIT_MODES = ("auto", "poll", "callback")
+#: Callback URLs stay valid this long after the task's own timeout (late deliveries still count).
+CALLBACK_GRACE = 24 * 3600
+#: In callback mode, seconds after deferral of the one early check (then only the safety net).
+CALLBACK_FIRST_CHECK = 10.0
 ON_UNCERTAIN = ("fail", "resubmit")
 
 
@@ -82,6 +87,8 @@ class VeoOperator(BaseOperator):
         else poll), ``poll`` or ``callback``.
     :param confirm_callback: Check a callback-reported success with one status read (default),
         so a leaked callback URL cannot forge a result.
+    :param safety_poll_interval: In callback mode, seconds between the slow safety-net checks
+        that catch lost callbacks (default 300; batched across all waiting tasks).
 
     Returns (XCom) a dict: task_id, video_id, video_url, state, trace_id, created_at,
     complete_at, model, action, output_path.
@@ -132,6 +139,7 @@ class VeoOperator(BaseOperator):
         on_uncertain_submission: str = "fail",
         wait_mode: str = "auto",
         confirm_callback: bool = True,
+        safety_poll_interval: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -141,7 +149,11 @@ class VeoOperator(BaseOperator):
             raise ValueError(
                 f"on_uncertain_submission {on_uncertain_submission!r} is unknown: use 'fail' or 'resubmit'"
             )
-        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
+        for name, value in (
+            ("poll_interval", poll_interval),
+            ("timeout", timeout),
+            ("safety_poll_interval", safety_poll_interval),
+        ):
             if value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds (got {value!r})")
         if isinstance(image_urls, str):
@@ -169,6 +181,7 @@ class VeoOperator(BaseOperator):
         self.on_uncertain_submission = on_uncertain_submission
         self.wait_mode = wait_mode
         self.confirm_callback = confirm_callback
+        self.safety_poll_interval = safety_poll_interval
 
     # ------------------------------------------------------------------------------ request
 
@@ -208,14 +221,23 @@ class VeoOperator(BaseOperator):
         return self._hook
 
     def _resolved_wait_mode(self) -> str:
-        if self.wait_mode != "auto":
-            return self.wait_mode
-        return "callback" if self.hook.settings.callback_base_url else "poll"
+        """``poll`` or ``callback``; a callback mode that cannot work fails before any paid call."""
+        s = self.hook.settings
+        ready = bool(s.callback_base_url and s.callback_secret)
+        if self.wait_mode == "auto":
+            return "callback" if ready else "poll"
+        if self.wait_mode == "callback" and not ready:
+            raise AirflowFailException(
+                f"wait_mode='callback' needs 'callback_base_url' and 'callback_secret' in the extras of the Veo "
+                f"connection {self.veo_conn_id!r} (see docs/callbacks.md), or use wait_mode='poll'"
+            )
+        return self.wait_mode
 
     # ------------------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
+        mode = self._resolved_wait_mode()
         if self.model and self.model not in KNOWN_MODELS:
             self.log.warning("Model %r is not one we know; sending it as given.", self.model)
         ledger = Ledger(context.get("task_state_store"))
@@ -225,51 +247,90 @@ class VeoOperator(BaseOperator):
         entry = ledger.get()
         if entry is not None and entry.task_id and self.reuse_existing_job:
             status = decide_state(self.hook.get_task(entry.task_id))
-            if status.state is TaskState.FAILED:
-                self.log.warning(
-                    "The job this task paid for earlier (%s) failed at the API (%s: %s); submitting a new one.",
-                    entry.task_id,
-                    status.error_code,
-                    status.error_message,
-                )
-            else:
+            if status.state is not TaskState.FAILED:
                 self.log.info(
                     "Resuming Veo job %s (trace %s) from an earlier try: it is %s; not paying again.",
                     entry.task_id,
                     entry.trace_id,
                     status.state.value,
                 )
-                return self._continue(context, entry, status)
+                return self._continue(context, ledger, entry, status, mode)
+            self.log.warning(
+                "The job this task paid for earlier (%s) failed at the API (%s: %s); submitting a new one.",
+                entry.task_id,
+                status.error_code,
+                status.error_message,
+            )
         elif entry is not None and entry.state == "submitting" and self.reuse_existing_job:
             if self.on_uncertain_submission == "fail":
+                if mode == "callback":
+                    self.log.warning("%s Waiting for its callback.", _uncertain_message(entry).split(" To resolve")[0])
+                    return self._wait(context, entry, mode)
                 raise AirflowFailException(_uncertain_message(entry))
             self.log.warning(
                 "An earlier try's submission (key %s) may have created a job; resubmitting as "
                 "on_uncertain_submission='resubmit' asks (this may pay twice).",
                 entry.key,
             )
-        return self._submit(context, ledger, request)
+        return self._submit(context, ledger, request, mode)
 
-    def _submit(self, context: Context, ledger: Ledger, request: VeoRequest) -> Any:
+    def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str) -> Any:
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
 
         key = new_submission_key()
-        request.async_ = True
+        if mode == "callback":
+            request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
+        else:
+            request.async_ = True
         entry = ledger.submitting(key, self.endpoint)
         try:
             submission = self.hook.submit(request)
         except VeoSubmissionUncertain as exc:
+            if mode == "callback" and self.wait_for_completion:
+                # The URL carries our key: if the job exists, its callback tells us its id.
+                self.log.warning("%s Waiting for the job's callback (submission key %s).", exc, key)
+                return self._wait(context, entry, mode)
             raise AirflowFailException(f"{exc}\n{_uncertain_message(entry)}") from exc
         except VeoError:
             ledger.forget()  # the API refused it: nothing was created, nothing paid
             raise
         entry = ledger.submitted(entry, submission.task_id, submission.trace_id)
-        self.log.info("Submitted Veo job %s (trace %s) to %s.", submission.task_id, submission.trace_id, request.path)
-        return self._continue(context, entry, submission.status)
+        self.log.info(
+            "Submitted Veo job %s%s to %s; waiting by %s.",
+            submission.task_id,
+            f" (trace {submission.trace_id})" if submission.trace_id else "",
+            request.path,
+            mode,
+        )
+        return self._continue(context, ledger, entry, submission.status, mode)
 
-    def _continue(self, context: Context, entry: LedgerEntry, status: TaskStatus) -> Any:
-        """Finish now if the job is done, else wait for it (or return at once if asked)."""
+    def _callback_url(self, context: Context, key: str) -> str:
+        from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
+
+        ti = context["ti"]
+        s = self.hook.settings
+        assert s.callback_base_url and s.callback_secret
+        target = CallbackTarget(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=-1 if ti.map_index is None else ti.map_index,
+            submission_key=key,
+            conn_id=self.veo_conn_id,
+            expires_at=int(time.time() + self.timeout + CALLBACK_GRACE),
+        )
+        return sign_callback_url(s.callback_base_url, target, s.callback_secret)
+
+    def _continue(self, context: Context, ledger: Ledger, entry: LedgerEntry, status: TaskStatus, mode: str) -> Any:
+        """Finish now if the job is done (or its callback already came), else wait for it."""
         assert entry.task_id is not None
+        if not status.state.done and mode == "callback":
+            stored = ledger.callback()
+            if stored and stored.get("key") == entry.key:
+                early = decide_state(VeoResult.model_validate(stored.get("body") or {}))
+                if early.state.done:
+                    self.log.info("The callback of Veo job %s came before the task deferred.", entry.task_id)
+                    return self.execute_complete(context, make_event(early, entry.task_id, entry.key, "callback"))
         if status.state is TaskState.SUCCEEDED:
             return self._finish(context, status)
         if status.state is TaskState.FAILED:
@@ -280,24 +341,28 @@ class VeoOperator(BaseOperator):
             status.task_id = status.task_id or entry.task_id
             status.trace_id = status.trace_id or entry.trace_id
             return self._xcom(status)
-        trigger = self._trigger(entry)
+        return self._wait(context, entry, mode)
+
+    def _wait(self, context: Context, entry: LedgerEntry, mode: str) -> Any:
+        """Defer on the trigger, or (``deferrable=False``) run the very same loop here."""
+        from veo_provider.triggers.veo import VeoTrigger
+
+        now = time.time()
+        callback = mode == "callback"
+        trigger = VeoTrigger(
+            conn_id=self.veo_conn_id,
+            task_id=entry.task_id,
+            deadline=now + self.timeout,
+            # In callback mode one early check covers a callback that raced the deferral.
+            first_check_at=now
+            + (min(CALLBACK_FIRST_CHECK, self.safety_poll_interval) if callback else self.first_poll_delay),
+            poll_interval=self.safety_poll_interval if callback else self.poll_interval,
+            submission_key=entry.key,
+            wait_mode=mode,
+        )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
         return self.execute_complete(context, asyncio.run(trigger.wait()))
-
-    def _trigger(self, entry: LedgerEntry) -> VeoTrigger:
-        from veo_provider.triggers.veo import VeoTrigger
-
-        assert entry.task_id is not None
-        return VeoTrigger(
-            conn_id=self.veo_conn_id,
-            task_id=entry.task_id,
-            deadline=time.time() + self.timeout,
-            poll_interval=self.poll_interval,
-            first_poll_delay=self.first_poll_delay,
-            submission_key=entry.key,
-            wait_mode=self._resolved_wait_mode(),
-        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Turn the trigger's one event into the task's result (or a clear failure)."""

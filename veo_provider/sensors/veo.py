@@ -68,7 +68,7 @@ class VeoSensor(BaseSensorOperator):
                 task_id=self.veo_task_id,
                 deadline=time.time() + self.timeout,
                 poll_interval=self.poke_interval,
-                first_poll_delay=self.first_poll_delay,
+                first_check_at=time.time() + self.first_poll_delay,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 60),

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from veo_provider.models import TaskState, TaskStatus, decide_state
+from veo_provider.models import TaskState, TaskStatus, decide_state, make_event
 
 __all__ = ["VeoTrigger", "event_status"]
 
@@ -87,24 +87,26 @@ class VeoTrigger(BaseTrigger):
     """Wait for a Veo job to finish.
 
     :param conn_id: Veo connection id (read inside the triggerer; the token never leaves it).
-    :param task_id: The Veo task id to wait for.
+    :param task_id: The Veo task id to wait for; ``None`` while a lost submission waits for its
+        callback to tell the id (only the callback receiver can end that wait early).
     :param deadline: Absolute UNIX time after which a ``timeout`` event is sent, so that a
         trigger restarted by the triggerer does not wait longer than asked.
-    :param poll_interval: Seconds between checks (aligned across triggers to batch them).
-    :param first_poll_delay: Seconds before the first check (a video takes minutes).
-    :param submission_key: Our key for the submission (lets a callback find this wait).
-    :param wait_mode: ``poll``, or ``callback`` (the receiver resumes the task; polls here are
-        only the slow safety net, at ``poll_interval``).
+    :param first_check_at: Absolute UNIX time of the first check. A trigger restarted after it
+        checks at once: the job may have finished (or called back) while nobody was waiting.
+    :param poll_interval: Seconds between checks (aligned across triggers so they batch). In
+        callback mode this is the slow safety net for lost callbacks.
+    :param submission_key: Our key for the submission (lets the callback receiver find this wait).
+    :param wait_mode: ``poll`` or ``callback`` (informational: the receiver resumes the task).
     """
 
     def __init__(
         self,
         *,
         conn_id: str,
-        task_id: str,
+        task_id: str | None,
         deadline: float,
+        first_check_at: float = 0.0,
         poll_interval: float = 15.0,
-        first_poll_delay: float = 10.0,
         submission_key: str | None = None,
         wait_mode: str = "poll",
     ) -> None:
@@ -112,8 +114,8 @@ class VeoTrigger(BaseTrigger):
         self.conn_id = conn_id
         self.veo_task_id = task_id
         self.deadline = float(deadline)
+        self.first_check_at = float(first_check_at)
         self.poll_interval = float(poll_interval)
-        self.first_poll_delay = float(first_poll_delay)
         self.submission_key = submission_key
         self.wait_mode = wait_mode
 
@@ -124,8 +126,8 @@ class VeoTrigger(BaseTrigger):
                 "conn_id": self.conn_id,
                 "task_id": self.veo_task_id,
                 "deadline": self.deadline,
+                "first_check_at": self.first_check_at,
                 "poll_interval": self.poll_interval,
-                "first_poll_delay": self.first_poll_delay,
                 "submission_key": self.submission_key,
                 "wait_mode": self.wait_mode,
             },
@@ -136,46 +138,49 @@ class VeoTrigger(BaseTrigger):
 
     async def wait(self) -> dict[str, Any]:
         """The one wait loop; returns the single event payload."""
-        from veo_provider.exceptions import VeoError
-
         started = time.monotonic()
         last: TaskState | None = None
         misses = 0
-        # In callback mode the callback may already have come (or the trigger restarted): check now.
-        delay = 0.0 if self.wait_mode == "callback" else self.first_poll_delay
+        delay = max(0.0, self.first_check_at - time.time())
         while True:
             remaining = self.deadline - time.time()
-            if remaining <= 0:
+            if remaining <= 0 or self.veo_task_id is None:
+                await asyncio.sleep(max(remaining, 0))  # nothing to poll: only a callback can end this early
                 return self._event("timeout", started, last=last)
             await asyncio.sleep(min(delay, remaining))
             if time.time() >= self.deadline:
                 return self._event("timeout", started, last=last)
-            try:
-                status = await _batcher(self.conn_id).status(self.veo_task_id)
-                misses = 0 if status is not None else misses + 1
-                if misses >= MISSES_BEFORE_SINGLE_CHECK:
-                    from veo_provider.hooks.veo import VeoHook
-
-                    status, misses = decide_state(await VeoHook(self.conn_id).aget_task(self.veo_task_id)), 0
-            except VeoError as exc:
-                if not exc.retryable:
-                    return self._event("error", started, error_code=exc.code, error_message=str(exc))
-                self.log.warning("Veo task %s: transient error, will check again: %s", self.veo_task_id, exc)
-                status = None
+            status, misses, error = await self._check(misses)
+            if error is not None:
+                return error
             if status is not None:
                 if status.state is not last:
-                    self.log.info(
-                        "Veo task %s is %s after %.0fs",
-                        self.veo_task_id,
-                        status.state.value,
-                        time.monotonic() - started,
-                    )
+                    elapsed = time.monotonic() - started
+                    self.log.info("Veo task %s is %s after %.0fs", self.veo_task_id, status.state.value, elapsed)
                     last = status.state
                 if status.state is TaskState.SUCCEEDED:
                     return self._event("success", started, status=status)
                 if status.state is TaskState.FAILED:
                     return self._event("failed", started, status=status)
             delay = max(_until_next_tick(self.poll_interval, time.time()), 0.05)
+
+    async def _check(self, misses: int) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
+        """One status check: (status or None, consecutive misses, error event if the wait must end)."""
+        from veo_provider.exceptions import VeoError
+        from veo_provider.hooks.veo import VeoHook
+
+        assert self.veo_task_id is not None
+        try:
+            status = await _batcher(self.conn_id).status(self.veo_task_id)
+            misses = 0 if status is not None else misses + 1
+            if misses >= MISSES_BEFORE_SINGLE_CHECK:  # a batch keeps omitting it: ask alone (404 ends it)
+                status, misses = decide_state(await VeoHook(self.conn_id).aget_task(self.veo_task_id)), 0
+        except VeoError as exc:
+            if not exc.retryable:
+                return None, misses, self._event("error", time.monotonic(), error_code=exc.code, error_message=str(exc))
+            self.log.warning("Veo task %s: transient error, will check again: %s", self.veo_task_id, exc)
+            return None, misses, None
+        return status, misses, None
 
     def _event(
         self,
@@ -186,22 +191,10 @@ class VeoTrigger(BaseTrigger):
         last: TaskState | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        event: dict[str, Any] = {
-            "status": kind,
-            "veo_task_id": self.veo_task_id,
-            "submission_key": self.submission_key,
-            "source": "poll",
-            "elapsed": round(time.monotonic() - started, 3),
-            **extra,
-        }
-        if status is not None:
-            event["trace_id"] = status.trace_id
-            event["result"] = status.result.model_dump(mode="json", exclude_none=True) if status.result else None
-            event["error_code"] = status.error_code
-            event["error_message"] = status.error_message
         if last is not None:
-            event["last_state"] = last.value
-        return event
+            extra["last_state"] = last.value
+        elapsed = round(time.monotonic() - started, 3)
+        return make_event(status, self.veo_task_id, self.submission_key, "poll", kind=kind, elapsed=elapsed, **extra)
 
 
 def event_status(event: dict[str, Any]) -> TaskStatus | None:
