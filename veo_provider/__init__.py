@@ -15,6 +15,8 @@ def get_provider_info() -> dict:
         "description": "Generate, upscale, extend and edit videos with Google Veo through the "
         "AceData Cloud Veo API: deferrable, exactly-once, with webhook callbacks.",
         "versions": [__version__],
+        # Mounts the callback receiver in the api-server at /veo (see docs/callbacks.md).
+        "plugins": [{"name": "veo_callbacks", "plugin-class": "veo_provider.callbacks.plugin.VeoCallbackPlugin"}],
         "connection-types": [
             {
                 "connection-type": "veo",

@@ -39,7 +39,9 @@ def test_killed_worker_resumes_the_same_job_on_retry(cluster, emulator):
     assert emulator.wait_until(lambda: emulator.stats()["requests_per_path"].get("/veo/tasks", 0) >= 1, timeout=90)
     [ti] = cluster.task_instances("veo_e2e_crash", run)
     assert ti["state"] == "running" and ti["try_number"] == 1
-    pids = subprocess.run(["pgrep", "-f", f"airflow worker -- {ti['id']}"], capture_output=True, text=True).stdout.split()
+    pids = subprocess.run(
+        ["pgrep", "-f", f"airflow worker -- {ti['id']}"], capture_output=True, text=True
+    ).stdout.split()
     assert pids, "the task's worker process was not found"
     for pid in pids:
         os.kill(int(pid), signal.SIGKILL)

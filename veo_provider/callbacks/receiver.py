@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -33,7 +34,7 @@ from veo_provider.callbacks.signing import (
     verify_callback,
 )
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
-from veo_provider.models import TaskState, VeoResult, decide_state
+from veo_provider.models import VeoResult, decide_state, make_event
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576
 #: Only tasks deferred on this trigger are resumed by a callback.
 VEO_TRIGGER_CLASSPATH = "veo_provider.triggers.veo.VeoTrigger"
+#: A task deferred more recently than this is resumed only once this old (see handle_callback).
+MIN_DEFERRED_SECONDS = 3.0
 
 
 class LoadedTaskInstance(NamedTuple):
@@ -64,6 +67,8 @@ class LoadedTaskInstance(NamedTuple):
     stored_callback: dict[str, Any] | None
     trigger_classpath: str | None
     trigger_kwargs: dict[str, Any] | None
+    #: Seconds since the task deferred (its trigger row was created); ``None`` if not deferred.
+    deferred_seconds: float | None = None
 
 
 class CallbackSink(ABC):
@@ -183,32 +188,25 @@ def handle_callback(
             }
         sink.store(target, callback_value, ledger_update)
 
-        resumed = False
         kwargs = loaded.trigger_kwargs or {}
-        if (
+        resumable = (
             status.state.done
             and loaded.state == "deferred"
             and loaded.trigger_classpath == VEO_TRIGGER_CLASSPATH
             and kwargs.get("submission_key") == target.submission_key
             and kwargs.get("task_id") in (None, veo_task_id)
-        ):
-            resumed = sink.resume(target, _event_payload(target, veo_task_id, status, data))
+        )
+    if not resumable:
+        return {"status": "stored", "resumed": False}
+    # Airflow 3.3 race: a task resumed before the scheduler has processed the executor event of
+    # its deferral exit can be failed by the scheduler ("finished with state success, but the task
+    # instance's state attribute is queued"). Give a just-deferred task that time; resume() locks
+    # and re-checks the task instance, and the delivery is already stored either way.
+    if (wait := MIN_DEFERRED_SECONDS - (loaded.deferred_seconds or MIN_DEFERRED_SECONDS)) > 0:
+        time.sleep(wait)
+    with sink.transaction(target):
+        resumed = sink.resume(target, make_event(status, veo_task_id, target.submission_key, "callback"))
     return {"status": "stored", "resumed": resumed}
-
-
-def _event_payload(target: CallbackTarget, veo_task_id: str, status: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """The same event shape VeoTrigger yields, so ``execute_complete`` needs no special case."""
-    return {
-        "status": "success" if status.state is TaskState.SUCCEEDED else "failed",
-        "veo_task_id": veo_task_id,
-        "submission_key": target.submission_key,
-        "source": "callback",
-        "elapsed": None,
-        "trace_id": status.trace_id,
-        "result": body,
-        "error_code": status.error_code,
-        "error_message": status.error_message,
-    }
 
 
 # ---------------------------------------------------------------------------------- the app
@@ -228,12 +226,12 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
         params = request.query_params
         where = _where(params)
         try:
-            if any(n > 1 for n in _counts(params.multi_items()).values()):
-                raise CallbackRejected(400, "a query parameter is repeated")
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 raise CallbackRejected(415, "the body must be application/json")
             body = await _read_body(request)
+            if any(n > 1 for n in _counts(params.multi_items()).values()):
+                raise CallbackRejected(400, "a query parameter is repeated")  # which one would we have verified?
             answer = await run_in_threadpool(handle_callback, the_sink, dict(params), body)
         except CallbackRejected as exc:
             return reject(exc, where)
@@ -376,12 +374,14 @@ class AirflowCallbackSink(CallbackSink):
                     except Exception as exc:  # e.g. a Fernet key this api-server does not have
                         log.warning("Cannot read the trigger of %s (%s): not resuming it", ti, type(exc).__name__)
             state = ti.state.value if ti.state is not None and hasattr(ti.state, "value") else ti.state
+            created = getattr(trigger, "created_date", None)
             return LoadedTaskInstance(
                 state=state,
                 ledger=self._get_json(tx, target, LEDGER_KEY),
                 stored_callback=self._get_json(tx, target, CALLBACK_KEY),
                 trigger_classpath=classpath,
                 trigger_kwargs=kwargs,
+                deferred_seconds=(datetime.now(timezone.utc) - created).total_seconds() if created else None,
             )
 
     def store(
@@ -412,6 +412,11 @@ class AirflowCallbackSink(CallbackSink):
             # As Airflow's HITL route: lock the TI row, resume only a DEFERRED task.
             locked_ti = tx.session.get(TI, ti.id, with_for_update={"of": TI})
             if locked_ti is None or locked_ti.state != TaskInstanceState.DEFERRED:
+                return False
+            trigger = locked_ti.trigger if locked_ti.trigger_id is not None else None
+            if trigger is None or trigger.classpath != VEO_TRIGGER_CLASSPATH:
+                return False
+            if dict(trigger.kwargs).get("submission_key") != target.submission_key:
                 return False
             try:
                 serialize(payload)  # a body serde cannot encode would make handle_event_submit fail the task

@@ -33,3 +33,27 @@ with _dag("veo_e2e_crash", retries=1):
         output_path=OUT + "/crash/{{ run_id | replace(':', '_') }}.mp4",
         **FAST,
     )
+
+# Callback mode: the receiver in the api-server resumes the task; polling is only the safety net.
+with _dag("veo_e2e_callback"):
+    VeoOperator(
+        task_id="generate",
+        prompt="a kite over a beach, {{ run_id }}",
+        model="veo3",
+        veo_conn_id="veo_callback",
+        wait_mode="callback",
+        safety_poll_interval=300,
+        timeout=120,
+    )
+
+# The same with a short safety net, for lost callbacks.
+with _dag("veo_e2e_callback_safety_net"):
+    VeoOperator(
+        task_id="generate",
+        prompt="a kite over a lake, {{ run_id }}",
+        model="veo3",
+        veo_conn_id="veo_callback",
+        wait_mode="callback",
+        safety_poll_interval=2,
+        timeout=120,
+    )

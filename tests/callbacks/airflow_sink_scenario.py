@@ -1,0 +1,198 @@
+"""The receiver inside Airflow's own api-server app, on a real metadata database (run as a subprocess).
+
+``test_airflow_sink.py`` runs this with a fresh AIRFLOW_HOME (SQLite, or PostgreSQL through
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) and reads the JSON it writes to ``argv[1]``. A subprocess
+keeps Airflow's settings, ORM and plugin registry of this database out of the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+SECRET = "scenario-callback-secret-0123456789abcdef"
+DAG_ID = "veo_callback_scenario"
+RUN_ID = "manual__scenario"
+SUCCESS = {
+    "success": True,
+    "task_id": "job-1",
+    "trace_id": "tr-1",
+    "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
+}
+LOST = {**SUCCESS, "task_id": "job-2", "trace_id": "tr-2"}
+
+DAG_FILE = f'''
+from airflow.sdk import DAG, BaseOperator
+
+
+class Noop(BaseOperator):
+    def execute(self, context):
+        return None
+
+
+with DAG("{DAG_ID}", schedule=None):
+    Noop(task_id="make_video")
+    Noop(task_id="lost_answer")
+'''
+PLUGIN_FILE = "from veo_provider.callbacks.plugin import VeoCallbackPlugin  # noqa: F401\n"
+
+
+def write_files(home: Path) -> None:
+    (home / "dags").mkdir(parents=True, exist_ok=True)
+    (home / "plugins").mkdir(parents=True, exist_ok=True)
+    (home / "dags" / "scenario_dag.py").write_text(DAG_FILE)
+    (home / "plugins" / "veo_callbacks.py").write_text(PLUGIN_FILE)
+
+
+def setup_database() -> None:
+    """Migrate, sync the DAG, create its run; defer one TI on a VeoTrigger, leave one with a lost answer."""
+    from airflow._shared.state import TaskScope
+    from airflow._shared.timezones import timezone
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import get_or_create_dagrun
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.trigger import Trigger
+    from airflow.state import get_state_backend
+    from airflow.utils.db import initdb
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
+
+    initdb()
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+    with create_session() as session:
+        dag = DBDagBag().get_latest_version_of_dag(DAG_ID, session=session)
+        assert dag is not None, "the scenario DAG was not synced"
+        now = timezone.utcnow()
+        get_or_create_dagrun(
+            dag=dag,
+            run_id=RUN_ID,
+            logical_date=None,
+            data_interval=None,
+            run_after=now,
+            conf=None,
+            triggered_by=DagRunTriggeredByType.TEST,
+            triggering_user_name="scenario",
+            start_date=now,
+            session=session,
+        )
+        tis = {ti.task_id: ti for ti in session.scalars(select(TI).where(TI.dag_id == DAG_ID))}
+        trigger = Trigger(
+            "veo_provider.triggers.veo.VeoTrigger",
+            {
+                "conn_id": "veo_cb",
+                "task_id": "job-1",
+                "deadline": time.time() + 3600,
+                "poll_interval": 15.0,
+                "first_poll_delay": 10.0,
+                "submission_key": "key-1",
+                "wait_mode": "callback",
+            },
+        )
+        session.add(trigger)
+        session.flush()
+        deferred = tis["make_video"]
+        deferred.state, deferred.try_number = TaskInstanceState.DEFERRED, 1
+        deferred.trigger_id, deferred.next_method, deferred.next_kwargs = trigger.id, "execute_complete", {}
+        lost = tis["lost_answer"]
+        lost.state, lost.try_number = TaskInstanceState.FAILED, 1
+
+        backend = get_state_backend()
+        for task_id, entry in (
+            ("make_video", {"state": "submitted", "key": "key-1", "task_id": "job-1", "trace_id": "tr-0"}),
+            ("lost_answer", {"state": "submitting", "key": "key-2", "task_id": None, "trace_id": None}),
+        ):
+            scope = TaskScope(dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, map_index=-1)
+            entry = {**entry, "endpoint": "videos", "at": "2026-01-01T00:00:00+00:00"}
+            backend.set(scope, "veo_submission", json.dumps(entry), session=session)
+
+
+def signed_path(task_id: str, key: str, **kw: Any) -> str:
+    from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
+
+    fields: dict[str, Any] = {
+        "dag_id": DAG_ID,
+        "run_id": RUN_ID,
+        "task_id": task_id,
+        "map_index": -1,
+        "submission_key": key,
+        "conn_id": "veo_cb",
+        "expires_at": int(time.time()) + 600,
+    }
+    url = sign_callback_url("http://testserver/veo", CallbackTarget(**{**fields, **kw}), SECRET)
+    return urlsplit(url).path + "?" + urlsplit(url).query
+
+
+def worker_view(task_id: str) -> dict[str, Any]:
+    """TI state and what the worker's ``context["task_state_store"].get(key)`` would return."""
+    from airflow.api_fastapi.execution_api.routes.task_state_store import get_task_state_store
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.sdk.serde import deserialize
+    from airflow.utils.session import create_session
+    from fastapi import HTTPException
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalar(select(TI).where(TI.dag_id == DAG_ID, TI.task_id == task_id))
+        assert ti is not None
+        store = {}
+        for key in ("veo_submission", "veo_callback"):
+            try:
+                store[key] = get_task_state_store(ti.id, key, session).value  # the Execution API route itself
+            except HTTPException:
+                store[key] = None
+        return {
+            "state": getattr(ti.state, "value", ti.state),
+            "trigger_id": ti.trigger_id,
+            "next_method": ti.next_method,
+            "next_kwargs": deserialize(ti.next_kwargs) if ti.next_kwargs else ti.next_kwargs,
+            "store": store,
+        }
+
+
+def main(out: str) -> None:
+    write_files(Path(os.environ["AIRFLOW_HOME"]))
+    os.environ["AIRFLOW_CONN_VEO_CB"] = json.dumps({"conn_type": "veo", "extra": {"callback_secret": SECRET}})
+    setup_database()
+
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    app = create_app(apps="core")  # Airflow's api-server app: plugins, access log middleware and all
+    result: dict[str, Any] = {"paths": {}, "answers": {}}
+    cases = {
+        "success": (signed_path("make_video", "key-1"), SUCCESS),
+        "duplicate": (signed_path("make_video", "key-1"), SUCCESS),
+        "lost_answer": (signed_path("lost_answer", "key-2"), LOST),
+        "stale_key": (signed_path("lost_answer", "key-old"), LOST),
+        "unknown_conn": (signed_path("lost_answer", "key-2", conn_id="veo_nope"), LOST),
+    }
+    with TestClient(app) as client:
+        for name, (path, body) in cases.items():
+            r = client.post(path, json=body)
+            result["answers"][name] = [r.status_code, r.json()]
+            result["paths"][name] = path
+    result["signatures"] = [dict(parse_qsl(urlsplit(p).query))["sig_token"] for p in result["paths"].values()]
+    result["make_video"] = worker_view("make_video")
+    result["lost_answer"] = worker_view("lost_answer")
+    Path(out).write_text(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

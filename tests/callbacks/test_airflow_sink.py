@@ -1,0 +1,140 @@
+"""AirflowCallbackSink on a real metadata database, inside Airflow's own api-server app.
+
+Runs ``airflow_sink_scenario.py`` in a subprocess (fresh AIRFLOW_HOME; SQLite always,
+PostgreSQL when reachable, where the TI row lock is a real ``SELECT ... FOR UPDATE OF``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.callbacks.airflow_sink_scenario import LOST, SUCCESS
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).with_name("airflow_sink_scenario.py")
+PG_HOST = os.environ.get("VEO_E2E_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("VEO_E2E_PG_PORT", "5432"))
+PG_USER = os.environ.get("VEO_E2E_PG_USER", "postgres")
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: Airflow's default SQLite file in the temp AIRFLOW_HOME."""
+    if request.param == "sqlite":
+        yield None
+        return
+    try:
+        db = f"veo_cb_{secrets.token_hex(4)}"
+        _pg_admin(f"CREATE DATABASE {db}")
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_USER}@{PG_HOST}:{PG_PORT} ({type(exc).__name__})")
+    try:
+        yield f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> tuple[dict[str, Any], str]:
+    """One run per database; the tests below read its result."""
+    tmp_path = tmp_path_factory.mktemp("callback-scenario")
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    if database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIO), str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    logs = proc.stdout + proc.stderr
+    if proc.returncode:
+        pytest.fail(f"scenario failed (rc={proc.returncode}):\n{logs[-6000:]}")
+    return json.loads(out.read_text()), logs
+
+
+def test_callback_is_stored_and_resumes_the_deferred_task(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    assert result["answers"]["success"] == [200, {"status": "stored", "resumed": True}]
+    ti = result["make_video"]
+    assert ti["state"] == "scheduled" and ti["trigger_id"] is None and ti["next_method"] == "execute_complete"
+    assert ti["next_kwargs"]["event"] == {
+        "status": "success",
+        "veo_task_id": "job-1",
+        "submission_key": "key-1",
+        "source": "callback",
+        "elapsed": None,
+        "trace_id": "tr-1",
+        "result": SUCCESS,
+        "error_code": None,
+        "error_message": None,
+    }
+    # What the worker's context["task_state_store"].get(...) returns: plain JSON dicts.
+    stored = ti["store"]["veo_callback"]
+    assert stored["key"] == "key-1" and stored["task_id"] == "job-1" and stored["body"] == SUCCESS
+    assert ti["store"]["veo_submission"]["task_id"] == "job-1"  # already known: left as it was
+    assert ti["store"]["veo_submission"]["trace_id"] == "tr-0"
+
+
+def test_replay_is_a_duplicate(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    assert result["answers"]["duplicate"] == [200, {"status": "duplicate"}]
+
+
+def test_lost_submission_answer_is_reconciled(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    assert result["answers"]["lost_answer"] == [200, {"status": "stored", "resumed": False}]
+    ti = result["lost_answer"]
+    assert ti["state"] == "failed"
+    ledger = ti["store"]["veo_submission"]
+    assert ledger["state"] == "submitted" and ledger["task_id"] == "job-2" and ledger["trace_id"] == "tr-2"
+    assert ledger["key"] == "key-2" and ledger["endpoint"] == "videos"
+    assert ti["store"]["veo_callback"]["body"] == LOST
+
+
+def test_rejections_store_nothing(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    assert result["answers"]["stale_key"][0] == 404
+    assert result["answers"]["unknown_conn"][0] == 403
+    # the only delivery stored for lost_answer is the valid one (key-2), from before the rejections
+    assert result["lost_answer"]["store"]["veo_callback"]["key"] == "key-2"
+
+
+def test_signatures_never_reach_the_api_server_logs(scenario: tuple[dict[str, Any], str]) -> None:
+    result, logs = scenario
+    assert "request finished" in logs and "/veo/callback" in logs, "Airflow's access log ran"
+    for sig in result["signatures"]:
+        assert sig not in logs

@@ -1,0 +1,505 @@
+"""The callback receiver with an in-memory sink: every rejection stores nothing; valid deliveries resume."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from veo_provider.callbacks.receiver import (
+    MAX_BODY_BYTES,
+    VEO_TRIGGER_CLASSPATH,
+    CallbackSink,
+    LoadedTaskInstance,
+    create_app,
+)
+from veo_provider.callbacks.signing import SIGNATURE_PARAM, CallbackTarget, sign_callback_url
+from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
+
+SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
+KEY = "ab" * 16
+TI_KEY = ("videos", "manual__1", "make_video", -1)
+
+SUCCESS = {
+    "success": True,
+    "task_id": "job-1",
+    "trace_id": "tr-1",
+    "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
+}
+FAILURE = {
+    "success": False,
+    "task_id": "job-1",
+    "trace_id": "tr-1",
+    "error": {"code": "forbidden", "message": "content moderation"},
+}
+RUNNING = {"success": True, "task_id": "job-1", "trace_id": "tr-1", "data": [{"id": "v-1", "state": "running"}]}
+
+
+class FakeSink(CallbackSink):
+    """Task instances in a dict; records every write so tests can prove nothing was written."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, list[str]] = {"veo_default": [SECRET]}
+        self.tis: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+        self.stores: list[tuple[CallbackTarget, dict[str, Any], dict[str, Any] | None]] = []
+        self.resumes: list[tuple[CallbackTarget, dict[str, Any]]] = []
+        self.transactions = 0
+        self.add_ti()
+
+    def add_ti(
+        self,
+        ti_key: tuple[str, str, str, int] = TI_KEY,
+        *,
+        state: str | None = "deferred",
+        ledger: dict[str, Any] | None = None,
+        trigger_key: str | None = KEY,
+        deferred_seconds: float | None = 60.0,
+    ) -> dict[str, Any]:
+        ti: dict[str, Any] = {
+            "state": state,
+            "deferred_seconds": deferred_seconds,
+            "store": {
+                LEDGER_KEY: ledger
+                if ledger is not None
+                else {"state": "submitted", "key": KEY, "task_id": "job-1", "trace_id": "tr-0", "endpoint": "videos"}
+            },
+            "trigger": (
+                VEO_TRIGGER_CLASSPATH,
+                {"conn_id": "veo_default", "task_id": "job-1", "submission_key": trigger_key, "wait_mode": "callback"},
+            )
+            if trigger_key
+            else (None, None),
+        }
+        self.tis[ti_key] = ti
+        return ti
+
+    @staticmethod
+    def _key(t: CallbackTarget) -> tuple[str, str, str, int]:
+        return (t.dag_id, t.run_id, t.task_id, t.map_index)
+
+    def secrets_for(self, conn_id: str) -> list[str]:
+        return list(self.secrets.get(conn_id, []))
+
+    def transaction(self, target: CallbackTarget) -> Any:
+        self.transactions += 1
+        return super().transaction(target)
+
+    def load(self, target: CallbackTarget) -> LoadedTaskInstance | None:
+        ti = self.tis.get(self._key(target))
+        if ti is None:
+            return None
+        return LoadedTaskInstance(
+            state=ti["state"],
+            ledger=copy.deepcopy(ti["store"].get(LEDGER_KEY)),
+            stored_callback=copy.deepcopy(ti["store"].get(CALLBACK_KEY)),
+            trigger_classpath=ti["trigger"][0],
+            trigger_kwargs=copy.deepcopy(ti["trigger"][1]),
+            deferred_seconds=ti["deferred_seconds"],
+        )
+
+    def store(
+        self, target: CallbackTarget, callback_value: dict[str, Any], ledger_update: dict[str, Any] | None
+    ) -> None:
+        self.stores.append((target, callback_value, ledger_update))
+        store = self.tis[self._key(target)]["store"]
+        store[CALLBACK_KEY] = callback_value
+        if ledger_update is not None:
+            store[LEDGER_KEY] = ledger_update
+
+    def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
+        self.resumes.append((target, payload))
+        self.tis[self._key(target)]["state"] = "scheduled"
+        return True
+
+    def assert_untouched(self) -> None:
+        assert self.stores == [] and self.resumes == []
+
+
+@pytest.fixture
+def sink() -> FakeSink:
+    return FakeSink()
+
+
+@pytest.fixture
+def client(sink: FakeSink) -> TestClient:
+    return TestClient(create_app(sink))
+
+
+def make_target(**kw: Any) -> CallbackTarget:
+    fields: dict[str, Any] = {
+        "dag_id": TI_KEY[0],
+        "run_id": TI_KEY[1],
+        "task_id": TI_KEY[2],
+        "map_index": TI_KEY[3],
+        "submission_key": KEY,
+        "conn_id": "veo_default",
+        "expires_at": int(time.time()) + 3600,
+    }
+    return CallbackTarget(**{**fields, **kw})
+
+
+def url_for(secret: str = SECRET, **kw: Any) -> str:
+    """The path + query the receiver app sees (the plugin mounts it at /veo)."""
+    full = sign_callback_url("https://airflow.example.com/veo", make_target(**kw), secret)
+    return "/callback?" + urlsplit(full).query
+
+
+def tamper(url: str, **changes: str) -> str:
+    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    params.update(changes)
+    return "/callback?" + urlencode(params)
+
+
+def sig_of(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query))[SIGNATURE_PARAM]
+
+
+# ------------------------------------------------------------------------------ security
+
+
+def test_wrong_signature_is_403(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(secret="x" * 40), json=SUCCESS)
+    assert r.status_code == 403
+    assert r.json() == {"detail": "the callback signature is not valid"}
+    sink.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("dag_id", "other_dag"),
+        ("run_id", "manual__2"),
+        ("task_id", "other_task"),
+        ("map_index", "0"),
+        ("key", "cd" * 16),
+        ("conn_id", "veo_other"),
+        ("exp", str(int(time.time()) + 99999)),
+    ],
+)
+def test_tampered_url_is_403(client: TestClient, sink: FakeSink, param: str, value: str) -> None:
+    sink.secrets["veo_other"] = [SECRET]  # even a connection sharing the secret cannot be swapped in
+    sink.add_ti(("other_dag", "manual__1", "make_video", -1))
+    r = client.post(tamper(url_for(), **{param: value}), json=SUCCESS)
+    assert r.status_code == 403
+    sink.assert_untouched()
+
+
+def test_missing_signature_is_403(client: TestClient, sink: FakeSink) -> None:
+    params = dict(parse_qsl(urlsplit(url_for()).query))
+    del params[SIGNATURE_PARAM]
+    r = client.post("/callback?" + urlencode(params), json=SUCCESS)
+    assert r.status_code == 403
+    sink.assert_untouched()
+
+
+def test_missing_field_is_400(client: TestClient, sink: FakeSink) -> None:
+    params = dict(parse_qsl(urlsplit(url_for()).query))
+    del params["run_id"]
+    r = client.post("/callback?" + urlencode(params), json=SUCCESS)
+    assert r.status_code == 400
+    sink.assert_untouched()
+
+
+def test_repeated_query_parameter_is_400(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for() + "&dag_id=other_dag", json=SUCCESS)
+    assert r.status_code == 400
+    sink.assert_untouched()
+
+
+def test_expired_url_is_410(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(expires_at=int(time.time()) - 1), json=SUCCESS)
+    assert r.status_code == 410
+    sink.assert_untouched()
+
+
+def test_replayed_delivery_is_a_duplicate_and_changes_nothing(client: TestClient, sink: FakeSink) -> None:
+    url = url_for()
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    stored = copy.deepcopy(sink.tis[TI_KEY]["store"])
+    sink.tis[TI_KEY]["state"] = "deferred"  # even if the task waits again, a replay does not resume it
+    for body in (SUCCESS, FAILURE, RUNNING):
+        r = client.post(url, json=body)
+        assert r.status_code == 200 and r.json() == {"status": "duplicate"}
+    assert len(sink.stores) == 1 and len(sink.resumes) == 1
+    assert sink.tis[TI_KEY]["store"] == stored
+
+
+def test_final_delivery_replaces_a_stored_running_one(client: TestClient, sink: FakeSink) -> None:
+    url = url_for()
+    assert client.post(url, json=RUNNING).json() == {"status": "stored", "resumed": False}
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["body"] == SUCCESS
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_body_over_one_mib_is_413(client: TestClient, sink: FakeSink, declare_length: bool) -> None:
+    body = b'{"task_id": "job-1", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    assert len(body) > MAX_BODY_BYTES
+    if declare_length:
+        r = client.post(url_for(), content=body, headers={"content-type": "application/json"})
+    else:
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))  # chunked: no Content-Length
+        r = client.post(url_for(), content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    sink.assert_untouched()
+
+
+def test_lying_content_length_is_still_counted(sink: FakeSink) -> None:
+    """A small Content-Length with a larger stream is caught while reading."""
+    import asyncio
+
+    app = create_app(sink)
+    body = b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}"
+    query = urlsplit(url_for()).query.encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/callback",
+        "raw_path": b"/callback",
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    sink.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"task_id": "job-1"', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b'{"task_id": "job-1", "x": NaN}', "not valid JSON"),
+        (b'[{"task_id": "job-1"}]', "JSON object"),
+        (b'"job-1"', "JSON object"),
+        (b'{"success": true}', "no task_id"),
+        (b'{"task_id": 12}', "no task_id"),
+        (b'{"task_id": "job-1", "data": "not-a-list"}', "not a Veo result"),
+    ],
+)
+def test_malformed_body_is_400(client: TestClient, sink: FakeSink, body: bytes, reason: str) -> None:
+    r = client.post(url_for(), content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert reason in r.json()["detail"]
+    sink.assert_untouched()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type_is_415(client: TestClient, sink: FakeSink, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post(url_for(), content=b'{"task_id": "job-1"}', headers=headers)
+    assert r.status_code == 415
+    sink.assert_untouched()
+
+
+def test_json_content_type_with_charset_is_accepted(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(
+        url_for(), content=b'{"task_id": "job-1"}', headers={"content-type": "Application/JSON; charset=utf-8"}
+    )
+    assert r.status_code == 200
+
+
+def test_unknown_connection_is_403(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(conn_id="veo_missing"), json=SUCCESS)
+    assert r.status_code == 403
+    sink.assert_untouched()
+
+
+def test_unknown_task_instance_is_404(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(task_id="not_a_task"), json=SUCCESS)
+    assert r.status_code == 404
+    sink.assert_untouched()
+
+
+def test_stale_submission_key_is_404(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(submission_key="cd" * 16), json=SUCCESS)  # an earlier try's key
+    assert r.status_code == 404
+    sink.assert_untouched()
+
+
+def test_no_ledger_is_404(client: TestClient, sink: FakeSink) -> None:
+    del sink.tis[TI_KEY]["store"][LEDGER_KEY]
+    r = client.post(url_for(), json=SUCCESS)
+    assert r.status_code == 404
+    sink.assert_untouched()
+
+
+def test_task_id_not_of_this_submission_is_409(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(), json={**SUCCESS, "task_id": "job-someone-else"})
+    assert r.status_code == 409
+    sink.assert_untouched()
+
+
+def test_rotation_previous_secret_accepted_then_removed(client: TestClient, sink: FakeSink) -> None:
+    url = url_for(secret=OLD_SECRET)
+    sink.secrets["veo_default"] = [SECRET, OLD_SECRET]
+    assert client.post(url, json=RUNNING).status_code == 200
+    sink.secrets["veo_default"] = [SECRET]
+    assert client.post(url, json=SUCCESS).status_code == 403
+    assert len(sink.stores) == 1
+
+
+def test_unsigned_request_never_looks_up_secrets(sink: FakeSink) -> None:
+    calls: list[str] = []
+
+    def secrets_for(conn_id: str) -> list[str]:
+        calls.append(conn_id)
+        return []
+
+    sink.secrets_for = secrets_for  # type: ignore[method-assign]
+    r = TestClient(create_app(sink)).post("/callback?conn_id=veo_default", json=SUCCESS)
+    assert r.status_code == 403 and calls == []
+
+
+def test_sink_failure_is_500_without_details(sink: FakeSink) -> None:
+    def boom(target: CallbackTarget) -> None:
+        raise RuntimeError("database is down: secret stuff")
+
+    sink.load = boom  # type: ignore[method-assign,assignment]
+    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+    sink.assert_untouched()
+
+
+# -------------------------------------------------------------------------- valid deliveries
+
+
+def test_success_is_stored_and_resumes_with_the_trigger_event_shape(client: TestClient, sink: FakeSink) -> None:
+    r = client.post(url_for(), json=SUCCESS)
+    assert r.status_code == 200 and r.json() == {"status": "stored", "resumed": True}
+    assert sink.transactions == 2, "store, then resume (which re-locks and re-checks the task instance)"
+    [(target, value, ledger_update)] = sink.stores
+    assert target == make_target(expires_at=target.expires_at)
+    assert value["key"] == KEY and value["task_id"] == "job-1" and value["body"] == SUCCESS
+    assert value["received_at"].endswith("+00:00")
+    assert ledger_update is None  # the ledger already had the job
+    [(_, payload)] = sink.resumes
+    assert payload == {
+        "status": "success",
+        "veo_task_id": "job-1",
+        "submission_key": KEY,
+        "source": "callback",
+        "elapsed": None,
+        "trace_id": "tr-1",
+        "result": SUCCESS,
+        "error_code": None,
+        "error_message": None,
+    }
+
+
+def test_resume_payload_is_read_by_event_status() -> None:
+    """The operator's own event reader understands a callback event."""
+    from veo_provider.models import TaskState
+    from veo_provider.triggers.veo import event_status
+
+    sink = FakeSink()
+    TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    status = event_status(sink.resumes[0][1])
+    assert status is not None and status.state is TaskState.SUCCEEDED
+    assert status.task_id == "job-1" and status.result is not None and status.result.data
+    assert status.result.data[0].id == "v-1"
+
+
+def test_failure_callback_resumes_with_error_code_and_message(client: TestClient, sink: FakeSink) -> None:
+    assert client.post(url_for(), json=FAILURE).json() == {"status": "stored", "resumed": True}
+    payload = sink.resumes[0][1]
+    assert payload["status"] == "failed"
+    assert payload["error_code"] == "forbidden" and payload["error_message"] == "content moderation"
+    assert payload["result"] == FAILURE
+
+
+def test_running_callback_is_stored_but_does_not_resume(client: TestClient, sink: FakeSink) -> None:
+    assert client.post(url_for(), json=RUNNING).json() == {"status": "stored", "resumed": False}
+    assert len(sink.stores) == 1 and sink.resumes == []
+    assert sink.tis[TI_KEY]["state"] == "deferred"
+
+
+def test_lost_submission_answer_is_reconciled_into_the_ledger(client: TestClient, sink: FakeSink) -> None:
+    ledger = {"state": "submitting", "key": KEY, "task_id": None, "trace_id": None, "endpoint": "videos", "at": "t0"}
+    sink.add_ti(state="failed", ledger=ledger, trigger_key=None)
+    r = client.post(url_for(), json=SUCCESS)
+    assert r.json() == {"status": "stored", "resumed": False}
+    new = sink.tis[TI_KEY]["store"][LEDGER_KEY]
+    assert new["state"] == "submitted" and new["task_id"] == "job-1" and new["trace_id"] == "tr-1"
+    assert new["key"] == KEY and new["endpoint"] == "videos" and new["at"] != "t0"
+
+
+def test_not_deferred_task_is_stored_not_resumed(client: TestClient, sink: FakeSink) -> None:
+    sink.tis[TI_KEY]["state"] = "running"
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    assert sink.resumes == [] and len(sink.stores) == 1
+
+
+def test_task_deferred_on_another_key_is_not_resumed(client: TestClient, sink: FakeSink) -> None:
+    sink.add_ti(trigger_key="cd" * 16)
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    assert sink.resumes == []
+
+
+def test_task_deferred_on_another_trigger_is_not_resumed(client: TestClient, sink: FakeSink) -> None:
+    sink.tis[TI_KEY]["trigger"] = ("airflow.triggers.temporal.DateTimeTrigger", {"submission_key": KEY})
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    assert sink.resumes == []
+
+
+def test_mapped_task_instance_is_addressed_by_map_index(client: TestClient, sink: FakeSink) -> None:
+    sink.add_ti(("videos", "manual__1", "make_video", 3))
+    assert client.post(url_for(map_index=3), json=SUCCESS).json()["resumed"] is True
+    assert sink.stores[0][0].map_index == 3
+
+
+# ------------------------------------------------------------------------------------- logs
+
+
+def test_signature_and_query_never_reach_the_logs(
+    client: TestClient, sink: FakeSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = url_for()
+    bad = tamper(good, task_id="other")
+    client.post(good, json=SUCCESS)
+    client.post(good, json=SUCCESS)  # duplicate
+    client.post(bad, json=SUCCESS)
+    client.post(url_for(expires_at=int(time.time()) - 5), json=SUCCESS)
+    client.post(good, content=b"[]", headers={"content-type": "application/json"})
+    client.post(good, content=b"x", headers={"content-type": "text/plain"})
+    text = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    assert caplog.records, "the receiver logs its outcomes"
+    for url in (good, bad):
+        assert sig_of(url) not in text
+    assert SIGNATURE_PARAM not in text and "exp=" not in text and KEY not in text
+    assert "'videos'/'manual__1'/'make_video'/'-1'" in text
+
+
+def test_a_task_deferred_a_moment_ago_is_resumed_only_once_settled(sink: FakeSink) -> None:
+    """Works around Airflow failing a task resumed before its deferral's executor event was processed."""
+    import time
+
+    sink.add_ti(deferred_seconds=2.4)
+    start = time.monotonic()
+    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    assert r.json() == {"status": "stored", "resumed": True}
+    assert time.monotonic() - start >= 0.55
