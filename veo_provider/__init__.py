@@ -16,6 +16,7 @@ def get_provider_info() -> dict:
         "AceData Cloud Veo API: deferrable, exactly-once, with webhook callbacks.",
         "versions": [__version__],
         # Mounts the callback receiver in the api-server at /veo (see docs/callbacks.md).
+        "extra-links": ["veo_provider.links.VeoVideoLink"],
         "plugins": [{"name": "veo_callbacks", "plugin-class": "veo_provider.callbacks.plugin.VeoCallbackPlugin"}],
         "connection-types": [
             {

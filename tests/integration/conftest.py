@@ -37,12 +37,12 @@ class DagRunResult:
         with sqlite3.connect(self.db) as conn:
             return conn.execute(sql, args).fetchall()
 
-    def xcoms(self, dag_id: str, task_id: str) -> list[Any]:
+    def xcoms(self, dag_id: str, task_id: str, key: str = "return_value") -> list[Any]:
         rows = self.query(
-            "SELECT value FROM xcom WHERE dag_id=? AND task_id=? AND key='return_value' "
-            f"AND run_id = ({LAST_RUN}) ORDER BY map_index",
+            f"SELECT value FROM xcom WHERE dag_id=? AND task_id=? AND key=? AND run_id = ({LAST_RUN}) ORDER BY map_index",
             dag_id,
             task_id,
+            key,
             dag_id,
         )
         return [json.loads(v) if isinstance(v, str | bytes) else v for (v,) in rows]

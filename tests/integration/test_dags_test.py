@@ -26,6 +26,8 @@ def test_example_dag_generates_three_videos_once_each(dags_test, emulator):
         assert x["state"] == "succeeded" and x["video_url"] and x["video_id"] and x["model"] == "veo3-fast"
         assert is_mp4(Path(x["output_path"]))
     assert len({x["output_path"] for x in xcoms}) == 3
+    links = result.xcoms("veo_text_to_video", "generate", key="_link_VeoVideoLink")
+    assert links == [x["video_url"] for x in xcoms], "the 'Veo video' button opens each task's video"
     assert emulator.jobs_created == 3 and emulator.max_jobs_per_body == 1
 
 

@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from veo_provider.ledger import Ledger, LedgerEntry, new_submission_key
+from veo_provider.links import VeoVideoLink
 from veo_provider.models import (
     ENDPOINTS,
     KNOWN_MODELS,
@@ -111,6 +112,7 @@ class VeoOperator(BaseOperator):
         "veo_conn_id",
     )
     template_fields_renderers = {"extra_body": "json", "prompt": "md"}
+    operator_extra_links = (VeoVideoLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(

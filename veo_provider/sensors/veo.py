@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from veo_provider.links import VeoVideoLink
 from veo_provider.models import TaskState, TaskStatus, decide_state, result_to_xcom
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class VeoSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("veo_task_id", "veo_conn_id", "output_path")
+    operator_extra_links = (VeoVideoLink(),)
 
     def __init__(
         self,
