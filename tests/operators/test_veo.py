@@ -371,3 +371,17 @@ def test_callback_for_an_older_submission_is_ignored(api, store, veo_conn):
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
     with pytest.raises(TaskDeferred):
         op().execute(cb_ctx(store))
+
+
+def test_no_callback_for_a_lost_submission_explains_what_is_uncertain():
+    event = {"status": "timeout", "veo_task_id": None, "submission_key": "k-7", "source": "poll"}
+    with pytest.raises(AirflowException, match=r"k-7.*on_uncertain_submission='resubmit'"):
+        op().execute_complete({}, event)
+
+
+def test_returning_right_after_submission_does_not_ask_for_a_callback(api, store, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    route = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    op(wait_for_completion=False).execute(cb_ctx(store))
+    body = json.loads(route.calls.last.request.content)
+    assert body["async"] is True and "callback_url" not in body

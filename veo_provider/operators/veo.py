@@ -239,7 +239,8 @@ class VeoOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
-        mode = self._resolved_wait_mode()
+        # Nothing will be waiting for a callback when the task returns right after submission.
+        mode = self._resolved_wait_mode() if self.wait_for_completion else "poll"
         if self.model and self.model not in KNOWN_MODELS:
             self.log.warning("Model %r is not one we know; sending it as given.", self.model)
         ledger = Ledger(context.get("task_state_store"))
@@ -379,6 +380,13 @@ class VeoOperator(BaseOperator):
             event.get("source"),
         )
         status = event_status(event)
+        if status is None and event.get("veo_task_id") is None:
+            raise AirflowException(
+                f"No callback came within timeout={self.timeout:.0f}s for the submission whose answer was lost "
+                f"(submission key {event.get('submission_key')}). It may not have created a job. To resolve: look "
+                "for the job in the AceData Cloud console; if none exists, clear this task with "
+                "on_uncertain_submission='resubmit'."
+            )
         if status is None:
             raise AirflowException(
                 f"Veo job {task_id} did not finish within timeout={self.timeout:.0f}s "
