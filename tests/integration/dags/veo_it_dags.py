@@ -28,7 +28,7 @@ with _dag("veo_it_api_failure", retries=2):
     VeoOperator(task_id="generate", prompt="{{ dag_run.conf.get('prompt', 'a red kite') }}", model="veo3", **FAST)
 
 # The first try times out while the job still runs; the retry resumes the same job.
-with _dag("veo_it_timeout_resume", retries=1):
+with _dag("veo_it_timeout_resume", retries=4):
     VeoOperator(task_id="generate", prompt="a slow sunrise", model="veo3", timeout=1.5, **FAST)
 
 # The download fails on the first try; the retry downloads the same job's video again.
