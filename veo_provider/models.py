@@ -384,6 +384,11 @@ class TaskStatus(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
 
+    @property
+    def video_url(self) -> str | None:
+        """The first video's URL (the API returns one video per job)."""
+        return self.result.data[0].video_url if self.result and self.result.data else None
+
 
 def decide_state(obj: VeoResult | TaskRecord | dict[str, Any]) -> TaskStatus:
     """Decide a job's state from a sync answer, a callback body or a ``/veo/tasks`` record.

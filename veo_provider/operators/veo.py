@@ -404,7 +404,7 @@ class VeoOperator(BaseOperator):
 
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
         output_path = None
-        url = status.result.data[0].video_url if status.result and status.result.data else None
+        url = status.video_url
         if self.output_path and url:
             self.log.info("Downloading the video of Veo job %s to %s", status.task_id, self.output_path)
             output_path = self.hook.download(url, self.output_path)

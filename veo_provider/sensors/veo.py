@@ -101,7 +101,7 @@ class VeoSensor(BaseSensorOperator):
     def _result(self, status: TaskStatus) -> dict[str, Any]:
         status.task_id = status.task_id or self.veo_task_id
         output_path = None
-        url = status.result.data[0].video_url if status.result and status.result.data else None
+        url = status.video_url
         if self.output_path and url:
             output_path = self._hook().download(url, self.output_path)
         return result_to_xcom(status, output_path=output_path)
