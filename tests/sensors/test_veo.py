@@ -1,0 +1,72 @@
+"""VeoSensor: poke and deferrable waits on an existing Veo task, with timeout and soft_fail."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import respx
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from tests.conftest import BASE_URL
+from veo_provider.exceptions import VeoJobFailedError
+from veo_provider.models import XCOM_KEYS
+from veo_provider.sensors.veo import VeoSensor
+from veo_provider.triggers.veo import VeoTrigger
+
+DONE = {
+    "success": True,
+    "task_id": "t-1",
+    "data": [{"id": "v", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
+}
+
+
+def sensor(**kw) -> VeoSensor:
+    return VeoSensor(**{"task_id": "wait", "veo_task_id": "t-1", **kw})
+
+
+@pytest.fixture
+def api(veo_conn):
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+def test_poke_is_false_while_running_and_returns_the_result_when_done(api):
+    api.post("/veo/tasks").mock(
+        side_effect=[httpx.Response(200, json={"id": "t-1"}), httpx.Response(200, json={"id": "t-1", "response": DONE})]
+    )
+    s = sensor(deferrable=False)
+    assert s.poke({}) is False
+    done = s.poke({})
+    assert isinstance(done, PokeReturnValue) and done.is_done
+    assert tuple(done.xcom_value) == XCOM_KEYS and done.xcom_value["video_url"] == "https://cdn.example/v.mp4"
+
+
+def test_poke_fails_on_an_api_side_failure(api):
+    failed = {"id": "t-1", "response": {"success": False, "error": {"code": "forbidden", "message": "moderation"}}}
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=failed))
+    with pytest.raises(VeoJobFailedError, match="forbidden: moderation"):
+        sensor(deferrable=False).poke({})
+
+
+def test_deferrable_by_default_with_a_deadline_from_timeout(api):
+    with pytest.raises(TaskDeferred) as info:
+        sensor(timeout=120, poke_interval=5).execute({})
+    trig = info.value.trigger
+    assert isinstance(trig, VeoTrigger) and trig.veo_task_id == "t-1" and trig.poll_interval == 5
+    assert 100 < trig.deadline - time.time() <= 120
+
+
+def test_timeout_event_is_a_sensor_timeout_and_soft_fail_skips():
+    event = {"status": "timeout", "veo_task_id": "t-1", "last_state": "running"}
+    with pytest.raises(AirflowSensorTimeout, match="did not finish"):
+        sensor().execute_complete({}, event)
+    with pytest.raises(AirflowSkipException):
+        sensor(soft_fail=True).resume_execution("execute_complete", {"event": event}, {})
+
+
+def test_success_event_becomes_the_xcom():
+    result = sensor().execute_complete({}, {"status": "success", "veo_task_id": "t-1", "result": DONE})
+    assert result["state"] == "succeeded" and result["task_id"] == "t-1"
