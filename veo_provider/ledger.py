@@ -7,13 +7,15 @@ The callback receiver writes deliveries under CALLBACK_KEY of the same task inst
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-__all__ = ["CALLBACK_KEY", "LEDGER_KEY", "Ledger", "LedgerEntry", "new_submission_key"]
+__all__ = ["CALLBACK_KEY", "LEDGER_KEY", "Ledger", "LedgerEntry", "fingerprint", "new_submission_key"]
 
 #: Renaming these breaks in-flight retries of deployed DAGs: the old key is already stored.
 LEDGER_KEY = "veo_submission"
@@ -24,6 +26,12 @@ def new_submission_key() -> str:
     return secrets.token_hex(16)
 
 
+def fingerprint(path: str, body: dict[str, Any]) -> str:
+    """What a request asks for, without how we wait for it (callback URL, async flag)."""
+    asked = {k: v for k, v in body.items() if k not in ("callback_url", "async")}
+    return hashlib.sha256(json.dumps([path, asked], sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
 class LedgerEntry(BaseModel):
     """``submitting`` is written before the paid POST, ``submitted`` (with the task id) right after."""
 
@@ -32,6 +40,8 @@ class LedgerEntry(BaseModel):
     task_id: str | None = None
     trace_id: str | None = None
     endpoint: str | None = None
+    #: Hash of what was asked for: a retry resumes the job only if the request is unchanged.
+    fingerprint: str | None = None
     at: str = ""
 
 
@@ -49,8 +59,8 @@ class Ledger:
         raw = self.store.get(LEDGER_KEY) if self.store is not None else None
         return LedgerEntry.model_validate(raw) if raw else None
 
-    def submitting(self, key: str, endpoint: str) -> LedgerEntry:
-        return self._write(LedgerEntry(state="submitting", key=key, endpoint=endpoint))
+    def submitting(self, key: str, endpoint: str, fingerprint: str) -> LedgerEntry:
+        return self._write(LedgerEntry(state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint))
 
     def submitted(self, entry: LedgerEntry, task_id: str, trace_id: str | None) -> LedgerEntry:
         return self._write(entry.model_copy(update={"state": "submitted", "task_id": task_id, "trace_id": trace_id}))

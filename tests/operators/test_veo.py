@@ -385,3 +385,18 @@ def test_returning_right_after_submission_does_not_ask_for_a_callback(api, store
     op(wait_for_completion=False).execute(cb_ctx(store))
     body = json.loads(route.calls.last.request.content)
     assert body["async"] is True and "callback_url" not in body
+
+
+def test_retry_with_the_same_request_resumes_but_a_changed_request_pays_for_a_new_job(api, store):
+    post = api.post("/veo/videos").mock(
+        side_effect=[httpx.Response(200, json={"task_id": "t-1"}), httpx.Response(200, json={"task_id": "t-2"})]
+    )
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    with pytest.raises(TaskDeferred):
+        op().execute(ctx(store))
+    with pytest.raises(TaskDeferred) as same:
+        op().execute(ctx(store))  # a retry of the same request: resume t-1
+    assert post.call_count == 1 and same.value.trigger.veo_task_id == "t-1"
+    with pytest.raises(TaskDeferred) as changed:
+        op(prompt="a different mug").execute(ctx(store))  # the DAG was edited, then the task cleared
+    assert post.call_count == 2 and changed.value.trigger.veo_task_id == "t-2"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from veo_provider.ledger import Ledger, LedgerEntry, new_submission_key
+from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import (
     ENDPOINTS,
@@ -248,6 +248,14 @@ class VeoOperator(BaseOperator):
             self.log.warning("No task_state_store in the context: a retry after a crash may pay again.")
 
         entry = ledger.get()
+        asked = fingerprint(request.path, request.to_body())
+        if entry is not None and entry.fingerprint not in (None, asked):
+            self.log.warning(
+                "The request changed since the earlier try's submission (key %s, Veo task %s): submitting a new job.",
+                entry.key,
+                entry.task_id,
+            )
+            entry = None
         if entry is not None and entry.task_id and self.reuse_existing_job:
             status = decide_state(self.hook.get_task(entry.task_id))
             if status.state is not TaskState.FAILED:
@@ -267,17 +275,17 @@ class VeoOperator(BaseOperator):
         elif entry is not None and entry.state == "submitting" and self.reuse_existing_job:
             if self.on_uncertain_submission == "fail":
                 if mode == "callback":
-                    self.log.warning("%s Waiting for its callback.", _uncertain_message(entry).split(" To resolve")[0])
+                    self.log.warning("%s Waiting for its callback.", _uncertain_message(entry))
                     return self._wait(context, entry, mode)
-                raise AirflowFailException(_uncertain_message(entry))
+                raise AirflowFailException(f"{_uncertain_message(entry)} {HOW_TO_RESOLVE}")
             self.log.warning(
                 "An earlier try's submission (key %s) may have created a job; resubmitting as "
                 "on_uncertain_submission='resubmit' asks (this may pay twice).",
                 entry.key,
             )
-        return self._submit(context, ledger, request, mode)
+        return self._submit(context, ledger, request, mode, asked)
 
-    def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str) -> Any:
+    def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
 
         key = new_submission_key()
@@ -285,7 +293,7 @@ class VeoOperator(BaseOperator):
             request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
         else:
             request.async_ = True
-        entry = ledger.submitting(key, self.endpoint)
+        entry = ledger.submitting(key, self.endpoint, asked)
         try:
             submission = self.hook.submit(request)
         except VeoSubmissionUncertain as exc:
@@ -293,7 +301,7 @@ class VeoOperator(BaseOperator):
                 # The URL carries our key: if the job exists, its callback tells us its id.
                 self.log.warning("%s Waiting for the job's callback (submission key %s).", exc, key)
                 return self._wait(context, entry, mode)
-            raise AirflowFailException(f"{exc}\n{_uncertain_message(entry)}") from exc
+            raise AirflowFailException(f"{exc}\n{_uncertain_message(entry)} {HOW_TO_RESOLVE}") from exc
         except VeoError:
             ledger.forget()  # the API refused it: nothing was created, nothing paid
             raise
@@ -383,9 +391,7 @@ class VeoOperator(BaseOperator):
         if status is None and event.get("veo_task_id") is None:
             raise AirflowException(
                 f"No callback came within timeout={self.timeout:.0f}s for the submission whose answer was lost "
-                f"(submission key {event.get('submission_key')}). It may not have created a job. To resolve: look "
-                "for the job in the AceData Cloud console; if none exists, clear this task with "
-                "on_uncertain_submission='resubmit'."
+                f"(submission key {event.get('submission_key')}). It may not have created a job. {HOW_TO_RESOLVE}"
             )
         if status is None:
             raise AirflowException(
@@ -414,11 +420,16 @@ class VeoOperator(BaseOperator):
         return result_to_xcom(status, model=self.model, action=self.action, output_path=output_path)
 
 
+HOW_TO_RESOLVE = (
+    "To resolve: look for the job in the AceData Cloud console; if none exists, clear this task with "
+    "on_uncertain_submission='resubmit' (or delete its task state key 'veo_submission'); with "
+    "wait_mode='callback' the job's callback finds it automatically."
+)
+
+
 def _uncertain_message(entry: LedgerEntry) -> str:
     return (
         f"An earlier submission of this task (submission key {entry.key}, at {entry.at}) may have "
         "created a Veo job whose task id never reached Airflow. It was not resubmitted, to avoid "
-        "paying twice. To resolve: look for the job in the AceData Cloud console; if none exists, "
-        "clear this task with on_uncertain_submission='resubmit' (or delete the task state key "
-        "'veo_submission'); with wait_mode='callback' the job's callback finds it automatically."
+        "paying twice."
     )
