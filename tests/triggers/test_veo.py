@@ -170,3 +170,19 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
     }
     json.dumps(kwargs)  # JSON-able only
     assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)
+
+
+async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api):
+    import asyncio
+
+    async def slow(request):
+        await asyncio.sleep(0.5)
+        ids = json.loads(request.content)["ids"]
+        return batch(*[{**DONE, "id": i, "response": {**DONE["response"], "task_id": i}} for i in ids])
+
+    route = api.post("/veo/tasks").mock(side_effect=slow)
+    first = asyncio.ensure_future(events(trigger(task_id="t-a")))
+    await asyncio.sleep(0.35)  # t-a's batch is now in flight
+    second = await asyncio.wait_for(events(trigger(task_id="t-b")), timeout=5)
+    assert second[0]["status"] == "success" and (await first)[0]["status"] == "success"
+    assert route.call_count == 2

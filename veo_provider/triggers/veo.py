@@ -47,25 +47,34 @@ class _Batcher:
         return await fut
 
     async def _flush(self) -> None:
-        await asyncio.sleep(BATCH_WINDOW)
-        waiting, self.pending = self.pending, {}
+        # Loop until nothing is pending: ids asked for during a request go in the next batch.
         from veo_provider.hooks.veo import VeoHook
 
-        try:
-            records = await VeoHook(self.conn_id).aget_tasks(list(waiting))
-        except BaseException as exc:
-            for futs in waiting.values():
+        while self.pending:
+            await asyncio.sleep(BATCH_WINDOW)
+            waiting, self.pending = self.pending, {}
+            try:
+                records = await VeoHook(self.conn_id).aget_tasks(list(waiting))
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # cancelled: nobody will flush what is pending
+                    waiting.update(self.pending)
+                    self.pending = {}
+                _settle(waiting, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            found = {r.id: decide_state(r) for r in records if r.id}
+            for task_id, futs in waiting.items():
                 for fut in futs:
                     if not fut.done():
-                        fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        found = {r.id: decide_state(r) for r in records if r.id}
-        for task_id, futs in waiting.items():
-            for fut in futs:
-                if not fut.done():
-                    fut.set_result(found.get(task_id))
+                        fut.set_result(found.get(task_id))
+
+
+def _settle(waiting: dict[str, list[asyncio.Future[TaskStatus | None]]], exc: BaseException) -> None:
+    for futs in waiting.values():
+        for fut in futs:
+            if not fut.done():
+                fut.set_exception(exc)
 
 
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Batcher]] = weakref.WeakKeyDictionary()
