@@ -289,6 +289,21 @@ def test_download_to_object_storage_url(hook, tmp_path):
     assert Path(path.removeprefix("file://")).read_bytes() == b"video"
 
 
+def test_download_to_a_remote_object_store(hook):
+    import fsspec
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+
+    attach("memory", fs=fsspec.filesystem("memory"))  # stands in for s3://, gs://, ...
+
+    with respx.mock:
+        respx.get("https://cdn.example/v.mp4").mock(return_value=httpx.Response(200, content=b"remote video"))
+        path = hook.download("https://cdn.example/v.mp4", "memory://veo-bucket/2025/0.mp4")
+    target = ObjectStoragePath("memory://veo-bucket/2025/0.mp4")
+    assert target.read_bytes() == b"remote video" and path.endswith("veo-bucket/2025/0.mp4")
+    assert not ObjectStoragePath("memory://veo-bucket/2025/0.mp4.part").exists()
+
+
 def test_failed_download_leaves_no_partial_file(hook, tmp_path):
     def broken():
         yield b"x" * 1000

@@ -492,8 +492,8 @@ def _destination(destination: Any) -> tuple[Any, Any]:
         destination = Path(destination.removeprefix("file://"))
     if isinstance(destination, os.PathLike) and not hasattr(destination, "fs"):
         destination = Path(destination)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-    else:
+    # Object stores have no directories (and creating one may try to create a bucket).
+    if getattr(destination, "protocol", "file") in ("file", "local"):
         destination.parent.mkdir(parents=True, exist_ok=True)
     return destination, destination.with_name(destination.name + ".part")
 
