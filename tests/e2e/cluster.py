@@ -24,6 +24,8 @@ import httpx
 PG_HOST = os.environ.get("VEO_E2E_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("VEO_E2E_PG_PORT", "5432"))
 PG_USER = os.environ.get("VEO_E2E_PG_USER", "postgres")
+REDIS_HOST = os.environ.get("VEO_E2E_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("VEO_E2E_REDIS_PORT", "6379"))
 BIN = Path(sys.executable).parent
 
 
@@ -46,6 +48,19 @@ def postgres_unavailable() -> str | None:
     return None
 
 
+def redis_unavailable() -> str | None:
+    """Why the Celery variant cannot run here, or None."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis client is not installed (pip install -e '.[test]')"
+    try:
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        return f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} ({exc})"
+    return None
+
+
 def _admin(sql: str) -> None:
     import psycopg2
 
@@ -59,11 +74,22 @@ def _admin(sql: str) -> None:
 
 
 class AirflowCluster:
-    """Starts every Airflow component as its own process, on a database of its own."""
+    """Starts every Airflow component as its own process, on a database of its own.
 
-    COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+    ``executor`` is ``LocalExecutor`` or ``CeleryExecutor`` (Redis broker, a Celery worker process).
+    """
 
-    def __init__(self, home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        extra_env: dict[str, str] | None = None,
+        executor: str = "LocalExecutor",
+    ) -> None:
+        self.executor = executor
+        self.components = ["api-server", "scheduler", "dag-processor", "triggerer"]
+        if executor == "CeleryExecutor":
+            self.components.append("celery-worker")
         self.home = home
         self.dags_folder = dags_folder
         self.port = free_port()
@@ -76,7 +102,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -95,6 +121,18 @@ class AirflowCluster:
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             **(extra_env or {}),
         }
+        if executor == "CeleryExecutor":
+            db_url = self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+                "postgresql+psycopg2", "db+postgresql+psycopg2"
+            )
+            self.env.update(
+                {
+                    # A Redis database number of its own, so runs on one machine do not share queues.
+                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{secrets.randbelow(15) + 1}",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": db_url,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+                }
+            )
         self.env.pop("PYTEST_CURRENT_TEST", None)
         self._token: str | None = None
 
@@ -106,8 +144,12 @@ class AirflowCluster:
         migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=self.env, capture_output=True, text=True)
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
-        for name in self.COMPONENTS:
-            args = [str(BIN / "airflow"), name] + (["--port", str(self.port)] if name == "api-server" else [])
+        for name in self.components:
+            args = (
+                [str(BIN / "airflow"), *name.split("-", 1)] if name == "celery-worker" else [str(BIN / "airflow"), name]
+            )
+            if name == "api-server":
+                args += ["--port", str(self.port)]
             log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
                 args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -200,8 +242,10 @@ class AirflowCluster:
 
 
 @contextlib.contextmanager
-def running_cluster(home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[AirflowCluster]:
-    cluster = AirflowCluster(home, dags_folder, extra_env)
+def running_cluster(
+    home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None, executor: str = "LocalExecutor"
+) -> Iterator[AirflowCluster]:
+    cluster = AirflowCluster(home, dags_folder, extra_env, executor)
     try:
         yield cluster.start()
     finally:

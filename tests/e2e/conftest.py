@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import AirflowCluster, postgres_unavailable
+from tests.e2e.cluster import AirflowCluster, postgres_unavailable, redis_unavailable
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,16 +24,18 @@ def e2e_emulator():
     emu.stop()
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory, e2e_emulator):
+@pytest.fixture(scope="session", params=["LocalExecutor", "CeleryExecutor"])
+def cluster(request, tmp_path_factory, e2e_emulator):
     if reason := postgres_unavailable():
         pytest.skip(f"end-to-end tests need PostgreSQL: {reason}")
+    if request.param == "CeleryExecutor" and (reason := redis_unavailable()):
+        pytest.skip(f"the CeleryExecutor end-to-end tests need Redis as the broker: {reason}")
     base = tmp_path_factory.mktemp("e2e")
     dags = base / "dags"
     dags.mkdir()
     for src in [*(ROOT / "dags_examples").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
         shutil.copy(src, dags)
-    cluster = AirflowCluster(base / "airflow", dags)
+    cluster = AirflowCluster(base / "airflow", dags, executor=request.param)
     conn = {"conn_type": "veo", "host": e2e_emulator.url, "password": "test-token"}
     callback_conn = {
         **conn,
