@@ -885,12 +885,16 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
                 for attempt in range(attempts):
                     status: int | None = None
                     err: str | None = None
+                    reply: str | None = None
+                    sent_at = time.time()
                     try:
                         answer = await client.post(job.callback_url, json=body)
-                        status = answer.status_code
+                        status, reply = answer.status_code, answer.text[:500]
                     except Exception as exc:  # a bad URL too: record it, never kill the loop
                         err = f"{type(exc).__name__}: {exc}"
-                    state.note_callback(job, copy=copy, attempt=attempt, status=status, error=err)
+                    state.note_callback(
+                        job, copy=copy, attempt=attempt, status=status, error=err, reply=reply, sent_at=sent_at
+                    )
                     if status is not None and 200 <= status < 300:
                         break
                     if attempt + 1 < attempts:

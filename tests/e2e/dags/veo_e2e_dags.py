@@ -35,7 +35,7 @@ with _dag("veo_e2e_crash", retries=1):
     )
 
 # Callback mode: the receiver in the api-server resumes the task; polling is only the safety net.
-with _dag("veo_e2e_callback"):
+with _dag("veo_e2e_callback", retries=2):
     VeoOperator(
         task_id="generate",
         prompt="a kite over a beach, {{ run_id }}",
@@ -47,7 +47,7 @@ with _dag("veo_e2e_callback"):
     )
 
 # The same with a short safety net, for lost callbacks.
-with _dag("veo_e2e_callback_safety_net"):
+with _dag("veo_e2e_callback_safety_net", retries=2):
     VeoOperator(
         task_id="generate",
         prompt="a kite over a lake, {{ run_id }}",
