@@ -18,26 +18,13 @@ from typing import Any
 import pytest
 
 from tests.callbacks.airflow_sink_scenario import LOST, SUCCESS
+from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
+from tests.e2e.cluster import admin_sql as _pg_admin
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("airflow_sink_scenario.py")
-PG_HOST = os.environ.get("VEO_E2E_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("VEO_E2E_PG_PORT", "5432"))
-PG_USER = os.environ.get("VEO_E2E_PG_USER", "postgres")
-
-
-def _pg_admin(sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -61,10 +61,10 @@ def redis_unavailable() -> str | None:
     return None
 
 
-def _admin(sql: str) -> None:
+def admin_sql(sql: str) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -139,7 +139,7 @@ class AirflowCluster:
     # ----------------------------------------------------------------------------- lifecycle
 
     def start(self, timeout: float = 120) -> AirflowCluster:
-        _admin(f"CREATE DATABASE {self.db}")
+        admin_sql(f"CREATE DATABASE {self.db}")
         self.home.mkdir(parents=True, exist_ok=True)
         migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=self.env, capture_output=True, text=True)
         if migrate.returncode:
@@ -168,7 +168,7 @@ class AirflowCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
-            _admin(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+            admin_sql(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
         if os.environ.get("VEO_E2E_KEEP") is None:
             shutil.rmtree(self.home, ignore_errors=True)
 

@@ -811,14 +811,16 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
             return error(400, "bad_request", "the request body must be a JSON object")
         return body
 
+    async def gated_object(request: Request, path: str) -> dict[str, Any] | Response:
+        """The common start of every API call: read the body, pass the gate, parse the JSON object."""
+        await request.body()
+        early = await gate(request, path)
+        return early if early is not None else await read_object(request)
+
     def make_submit(endpoint: str) -> Callable[[Request], Any]:
         async def submit(request: Request) -> Response | _Drop:
             path = request.url.path
-            await request.body()
-            early = await gate(request, path)
-            if early is not None:
-                return early
-            body = await read_object(request)
+            body = await gated_object(request, path)
             if not isinstance(body, dict):
                 return body
             try:
@@ -902,11 +904,7 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
 
     async def tasks(request: Request) -> Response | _Drop:
         path = request.url.path
-        await request.body()
-        early = await gate(request, path)
-        if early is not None:
-            return early
-        body = await read_object(request)
+        body = await gated_object(request, path)
         if not isinstance(body, dict):
             return body
         action = body.get("action") or "retrieve"
