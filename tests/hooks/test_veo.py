@@ -404,3 +404,13 @@ async def test_async_batch(hook, api):
 
 async def test_async_hooks_share_one_client_per_event_loop(veo_conn):
     assert shared_async_client() is shared_async_client()
+
+
+async def test_async_settings_without_the_newer_compat_helper(veo_conn, monkeypatch):
+    """Python 3.10 only gets common-compat 1.20, which has no get_async_extra_dejson."""
+    import airflow.providers.common.compat.connection as compat
+
+    monkeypatch.delattr(compat, "get_async_extra_dejson")
+    veo_conn(timeout=7)
+    settings = await VeoHook().aget_settings()
+    assert settings.timeout == 7 and settings.base_url == BASE_URL

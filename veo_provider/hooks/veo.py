@@ -275,13 +275,10 @@ class VeoHook(BaseHook):
     async def aget_settings(self) -> VeoSettings:
         """Read the connection without blocking the event loop (the triggerer's way)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+            from airflow.providers.common.compat.connection import get_async_connection
 
             conn = await get_async_connection(self.veo_conn_id, hook=self)
-            self._settings = VeoSettings.from_connection(conn, await get_async_extra_dejson(conn))
+            self._settings = VeoSettings.from_connection(conn, await _async_extra(conn))
         return self._settings
 
     def get_conn(self) -> httpx.Client:
@@ -451,6 +448,23 @@ class VeoHook(BaseHook):
 
 
 # ------------------------------------------------------------------------------ small helpers
+
+
+async def _async_extra(conn: Connection) -> dict[str, Any]:
+    """The connection's extras without a sync supervisor call on the event loop.
+
+    common-compat >= 1.23 (Python 3.11+) has a helper; on Python 3.10 the newest common-compat
+    is 1.20, so fall back to what Airflow 3.3.2 offers itself.
+    """
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+    except ImportError:
+        if hasattr(conn, "aextra_dejson"):
+            return await conn.aextra_dejson()
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(lambda: conn.extra_dejson)()
+    return await get_async_extra_dejson(conn)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
