@@ -410,7 +410,7 @@ async def test_async_settings_without_the_newer_compat_helper(veo_conn, monkeypa
     """Python 3.10 only gets common-compat 1.20, which has no get_async_extra_dejson."""
     import airflow.providers.common.compat.connection as compat
 
-    monkeypatch.delattr(compat, "get_async_extra_dejson")
+    monkeypatch.delattr(compat, "get_async_extra_dejson", raising=False)
     veo_conn(timeout=7)
     settings = await VeoHook().aget_settings()
     assert settings.timeout == 7 and settings.base_url == BASE_URL
