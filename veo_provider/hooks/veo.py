@@ -43,6 +43,7 @@ from veo_provider.models import (
     Submission,
     TaskBatch,
     TaskRecord,
+    TaskStatus,
     VeoRequest,
     VeoResult,
     VideosRequest,
@@ -393,6 +394,13 @@ class VeoHook(BaseHook):
             with attempt:
                 return self._download_once(s, url, destination)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def save_video(self, status: TaskStatus, output_path: str | None) -> str | None:
+        """Stream a finished job's video to ``output_path`` when one is asked for; its final path."""
+        if not output_path or not status.video_url:
+            return None
+        log.info("Downloading the video of Veo job %s to %s", status.task_id, output_path)
+        return self.download(status.video_url, output_path)
 
     def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:
         target, part = _destination(destination)

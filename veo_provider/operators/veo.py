@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -214,13 +215,11 @@ class VeoOperator(BaseOperator):
         except VeoRequestError as exc:
             raise AirflowFailException(str(exc)) from None
 
-    @property
+    @cached_property
     def hook(self) -> VeoHook:
         from veo_provider.hooks.veo import VeoHook
 
-        if getattr(self, "_hook", None) is None:
-            self._hook = VeoHook(self.veo_conn_id)
-        return self._hook
+        return VeoHook(self.veo_conn_id)
 
     def _resolved_wait_mode(self) -> str:
         """``poll`` or ``callback``; a callback mode that cannot work fails before any paid call."""
@@ -409,12 +408,7 @@ class VeoOperator(BaseOperator):
         return self._finish(context, status)
 
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
-        output_path = None
-        url = status.video_url
-        if self.output_path and url:
-            self.log.info("Downloading the video of Veo job %s to %s", status.task_id, self.output_path)
-            output_path = self.hook.download(url, self.output_path)
-        return self._xcom(status, output_path)
+        return self._xcom(status, self.hook.save_video(status, self.output_path))
 
     def _xcom(self, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
         return result_to_xcom(status, model=self.model, action=self.action, output_path=output_path)

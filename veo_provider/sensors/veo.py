@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -15,6 +16,8 @@ from veo_provider.models import TaskState, TaskStatus, decide_state, result_to_x
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from veo_provider.hooks.veo import VeoHook
 
 __all__ = ["VeoSensor"]
 
@@ -54,7 +57,8 @@ class VeoSensor(BaseSensorOperator):
         self.first_poll_delay = first_poll_delay
         self.output_path = output_path
 
-    def _hook(self):
+    @cached_property
+    def hook(self) -> VeoHook:
         from veo_provider.hooks.veo import VeoHook
 
         return VeoHook(self.veo_conn_id)
@@ -79,7 +83,7 @@ class VeoSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from veo_provider.exceptions import VeoJobFailedError
 
-        status = decide_state(self._hook().get_task(self.veo_task_id))
+        status = decide_state(self.hook.get_task(self.veo_task_id))
         self.log.info("Veo task %s is %s", self.veo_task_id, status.state.value)
         if status.state is TaskState.FAILED:
             raise VeoJobFailedError.of(self.veo_task_id, status.error_code, status.error_message, status.trace_id)
@@ -100,8 +104,4 @@ class VeoSensor(BaseSensorOperator):
 
     def _result(self, status: TaskStatus) -> dict[str, Any]:
         status.task_id = status.task_id or self.veo_task_id
-        output_path = None
-        url = status.video_url
-        if self.output_path and url:
-            output_path = self._hook().download(url, self.output_path)
-        return result_to_xcom(status, output_path=output_path)
+        return result_to_xcom(status, output_path=self.hook.save_video(status, self.output_path))
