@@ -11,7 +11,6 @@ from veo_provider.models import (
     VeoResult,
     build_request,
     decide_state,
-    make_event,
     result_to_xcom,
 )
 
@@ -182,6 +181,3 @@ def test_xcom_and_event_shapes():
     status = decide_state(DONE)
     x = result_to_xcom(status, model="veo3", action="text2video", output_path="/o.mp4")
     assert x["video_id"] == "v" and x["video_url"] == "https://x/v.mp4" and x["output_path"] == "/o.mp4"
-    event = make_event(status, "t", "k", "callback")
-    assert event["status"] == "success" and event["result"]["data"][0]["id"] == "v" and event["source"] == "callback"
-    assert make_event(decide_state({"success": False}), "t", "k", "poll")["status"] == "failed"

@@ -2,7 +2,8 @@
 
 The store is scoped to (dag run, task_id, map_index) and survives retries, so a retry (after a
 crash, a timeout or a failed download) finds the job it already paid for instead of paying again.
-The callback receiver writes deliveries under CALLBACK_KEY of the same task instance.
+The callback receiver writes deliveries (wake-up claims) under CALLBACK_KEY of the same task
+instance; only the worker writes the ledger, after an authenticated read of the API.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import hashlib
 import json
 import secrets
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
+from veo_provider.models.records import CallbackDelivery, LedgerEntry
 
 __all__ = ["CALLBACK_KEY", "LEDGER_KEY", "Ledger", "LedgerEntry", "fingerprint", "new_submission_key"]
 
@@ -32,19 +33,6 @@ def fingerprint(path: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([path, asked], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-class LedgerEntry(BaseModel):
-    """``submitting`` is written before the paid POST, ``submitted`` (with the task id) right after."""
-
-    state: Literal["submitting", "submitted"]
-    key: str
-    task_id: str | None = None
-    trace_id: str | None = None
-    endpoint: str | None = None
-    #: Hash of what was asked for: a retry resumes the job only if the request is unchanged.
-    fingerprint: str | None = None
-    at: str = ""
-
-
 class Ledger:
     """Typed access to the ledger entry of one task instance (``None`` store: no crash safety)."""
 
@@ -59,24 +47,23 @@ class Ledger:
         raw = self.store.get(LEDGER_KEY) if self.store is not None else None
         return LedgerEntry.model_validate(raw) if raw else None
 
-    def submitting(self, key: str, endpoint: str, fingerprint: str) -> LedgerEntry:
-        return self._write(LedgerEntry(state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint))
-
-    def submitted(self, entry: LedgerEntry, task_id: str, trace_id: str | None) -> LedgerEntry:
-        return self._write(entry.model_copy(update={"state": "submitted", "task_id": task_id, "trace_id": trace_id}))
+    def submitting(self, key: str, endpoint: str, fingerprint: str, conn_id: str) -> LedgerEntry:
+        entry = LedgerEntry(state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint, conn_id=conn_id)
+        return self.write(entry)
 
     def forget(self) -> None:
-        """Nothing was created (the API refused the request): the next try may submit again."""
+        """Nothing was created (refused, or never reached the API): the next try may submit again."""
         if self.store is not None:
             self.store.delete(LEDGER_KEY)
 
-    def callback(self) -> dict[str, Any] | None:
-        """A callback delivery stored by the receiver for this task instance, if one came."""
-        value = self.store.get(CALLBACK_KEY) if self.store is not None else None
-        return value if isinstance(value, dict) else None
+    def callback(self, entry: LedgerEntry) -> CallbackDelivery | None:
+        """The callback delivery stored by the receiver for ``entry``'s submission, if one came."""
+        raw = self.store.get(CALLBACK_KEY) if self.store is not None else None
+        delivery = CallbackDelivery.read(raw)
+        return delivery if delivery is not None and delivery.key == entry.key else None
 
-    def _write(self, entry: LedgerEntry) -> LedgerEntry:
-        entry.at = datetime.now(timezone.utc).isoformat()
+    def write(self, entry: LedgerEntry) -> LedgerEntry:
+        entry = entry.model_copy(update={"at": datetime.now(timezone.utc).isoformat()})
         if self.store is not None:
-            self.store.set(LEDGER_KEY, entry.model_dump(mode="json"))
+            self.store.set(LEDGER_KEY, entry.dump())
         return entry

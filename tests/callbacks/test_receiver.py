@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import time
@@ -13,14 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from veo_provider.callbacks.receiver import (
+    FORBIDDEN,
     MAX_BODY_BYTES,
-    VEO_TRIGGER_CLASSPATH,
     CallbackSink,
     LoadedTaskInstance,
     create_app,
 )
 from veo_provider.callbacks.signing import SIGNATURE_PARAM, CallbackTarget, sign_callback_url
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
+from veo_provider.models import VeoEvent
+from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
 
 SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
@@ -48,7 +51,7 @@ class FakeSink(CallbackSink):
     def __init__(self) -> None:
         self.secrets: dict[str, list[str]] = {"veo_default": [SECRET]}
         self.tis: dict[tuple[str, str, str, int], dict[str, Any]] = {}
-        self.stores: list[tuple[CallbackTarget, dict[str, Any], dict[str, Any] | None]] = []
+        self.stores: list[tuple[CallbackTarget, dict[str, Any]]] = []
         self.resumes: list[tuple[CallbackTarget, dict[str, Any]]] = []
         self.transactions = 0
         self.add_ti()
@@ -68,7 +71,14 @@ class FakeSink(CallbackSink):
             "store": {
                 LEDGER_KEY: ledger
                 if ledger is not None
-                else {"state": "submitted", "key": KEY, "task_id": "job-1", "trace_id": "tr-0", "endpoint": "videos"}
+                else {
+                    "state": "submitted",
+                    "key": KEY,
+                    "task_id": "job-1",
+                    "trace_id": "tr-0",
+                    "endpoint": "videos",
+                    "conn_id": "veo_default",
+                }
             },
             "trigger": (
                 VEO_TRIGGER_CLASSPATH,
@@ -104,14 +114,9 @@ class FakeSink(CallbackSink):
             deferred_seconds=ti["deferred_seconds"],
         )
 
-    def store(
-        self, target: CallbackTarget, callback_value: dict[str, Any], ledger_update: dict[str, Any] | None
-    ) -> None:
-        self.stores.append((target, callback_value, ledger_update))
-        store = self.tis[self._key(target)]["store"]
-        store[CALLBACK_KEY] = callback_value
-        if ledger_update is not None:
-            store[LEDGER_KEY] = ledger_update
+    def store(self, target: CallbackTarget, delivery: dict[str, Any]) -> None:
+        self.stores.append((target, delivery))
+        self.tis[self._key(target)]["store"][CALLBACK_KEY] = delivery
 
     def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
         self.resumes.append((target, payload))
@@ -167,7 +172,7 @@ def sig_of(url: str) -> str:
 def test_wrong_signature_is_403(client: TestClient, sink: FakeSink) -> None:
     r = client.post(url_for(secret="x" * 40), json=SUCCESS)
     assert r.status_code == 403
-    assert r.json() == {"detail": "the callback signature is not valid"}
+    assert r.json() == {"detail": FORBIDDEN}
     sink.assert_untouched()
 
 
@@ -199,43 +204,101 @@ def test_missing_signature_is_403(client: TestClient, sink: FakeSink) -> None:
     sink.assert_untouched()
 
 
-def test_missing_field_is_400(client: TestClient, sink: FakeSink) -> None:
+def _unsigned_missing_run_id() -> str:
     params = dict(parse_qsl(urlsplit(url_for()).query))
     del params["run_id"]
-    r = client.post("/callback?" + urlencode(params), json=SUCCESS)
-    assert r.status_code == 400
+    return "/callback?" + urlencode(params)
+
+
+@pytest.mark.parametrize(
+    "make_url",
+    [
+        lambda: url_for(secret="x" * 40),  # wrong secret
+        lambda: url_for(conn_id="veo_missing"),  # no such connection
+        lambda: url_for(conn_id="veo_nosecret"),  # a connection without a callback secret
+        lambda: url_for(expires_at=int(time.time()) - 1),  # expired
+        _unsigned_missing_run_id,  # malformed
+        lambda: url_for() + "&dag_id=other_dag",  # repeated parameter
+        lambda: "/callback?conn_id=veo_default",  # unsigned
+    ],
+)
+def test_every_authentication_failure_is_the_same_403(client: TestClient, sink: FakeSink, make_url: Any) -> None:
+    """The answer never tells which connections have a secret, or why a URL failed."""
+    sink.secrets["veo_nosecret"] = []
+    r = client.post(make_url(), json=SUCCESS)
+    assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
     sink.assert_untouched()
 
 
-def test_repeated_query_parameter_is_400(client: TestClient, sink: FakeSink) -> None:
-    r = client.post(url_for() + "&dag_id=other_dag", json=SUCCESS)
-    assert r.status_code == 400
+def test_signature_is_checked_before_the_body_is_read(client: TestClient, sink: FakeSink) -> None:
+    body = b'{"task_id": "job-1", "pad": "' + b"x" * (2 * MAX_BODY_BYTES) + b'"}'
+    r = client.post(url_for(secret="x" * 40), content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 403, "an unsigned request never gets to send a body we read"
     sink.assert_untouched()
 
 
-def test_expired_url_is_410(client: TestClient, sink: FakeSink) -> None:
-    r = client.post(url_for(expires_at=int(time.time()) - 1), json=SUCCESS)
-    assert r.status_code == 410
+def test_a_secret_of_another_connection_cannot_wake_this_task(client: TestClient, sink: FakeSink) -> None:
+    """Any connection's secret used to authorize callbacks to any task."""
+    other = "other-secret-0123456789-abcdefghijklmnop"
+    sink.secrets["veo_other"] = [other]
+    r = client.post(url_for(secret=other, conn_id="veo_other"), json=SUCCESS)
+    assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
     sink.assert_untouched()
 
 
-def test_replayed_delivery_is_a_duplicate_and_changes_nothing(client: TestClient, sink: FakeSink) -> None:
+def test_connection_is_taken_from_the_trigger_for_older_ledgers(client: TestClient, sink: FakeSink) -> None:
+    del sink.tis[TI_KEY]["store"][LEDGER_KEY]["conn_id"]
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    sink.tis[TI_KEY]["trigger"][1]["conn_id"] = "veo_other"
+    sink.tis[TI_KEY]["state"] = "deferred"
+    assert client.post(url_for(), json=FAILURE).status_code == 403
+
+
+def test_replayed_delivery_stores_nothing_new(client: TestClient, sink: FakeSink) -> None:
     url = url_for()
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
     stored = copy.deepcopy(sink.tis[TI_KEY]["store"])
-    sink.tis[TI_KEY]["state"] = "deferred"  # even if the task waits again, a replay does not resume it
-    for body in (SUCCESS, FAILURE, RUNNING):
-        r = client.post(url, json=body)
-        assert r.status_code == 200 and r.json() == {"status": "duplicate"}
+    r = client.post(url, json=SUCCESS)
+    assert r.status_code == 200 and r.json() == {"status": "duplicate", "resumed": False}
     assert len(sink.stores) == 1 and len(sink.resumes) == 1
     assert sink.tis[TI_KEY]["store"] == stored
 
 
-def test_final_delivery_replaces_a_stored_running_one(client: TestClient, sink: FakeSink) -> None:
+def test_redelivery_resumes_a_task_that_waits_and_was_not_resumed(client: TestClient, sink: FakeSink) -> None:
+    """A failed resume used to be final: the redelivery was a 'duplicate' and resumed nothing."""
+    sink.tis[TI_KEY]["state"] = "running"  # the first delivery races the deferral
+    url = url_for()
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    sink.tis[TI_KEY]["state"] = "deferred"
+    assert client.post(url, json=SUCCESS).json() == {"status": "duplicate", "resumed": True}
+
+
+def test_a_forged_delivery_does_not_block_the_genuine_one(client: TestClient, sink: FakeSink) -> None:
+    """The first delivery used to stick: the vendor's genuine callback was then dropped as a duplicate."""
+    url = url_for()  # one leaked URL
+    forged = {**FAILURE, "error": {"code": "forbidden", "message": "FORGED: pay me"}}
+    assert client.post(url, json=forged).json() == {"status": "stored", "resumed": True}
+    sink.tis[TI_KEY]["state"] = "deferred"  # the task read the API, saw it running, deferred again
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert len(sink.resumes) == 2
+    assert "FORGED" not in str(sink.resumes) + str(sink.tis[TI_KEY]["store"]), "no body text is kept or passed on"
+
+
+def test_final_claim_replaces_a_stored_running_one_and_not_back(client: TestClient, sink: FakeSink) -> None:
     url = url_for()
     assert client.post(url, json=RUNNING).json() == {"status": "stored", "resumed": False}
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["body"] == SUCCESS
+    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["claimed_state"] == "succeeded"
+    client.post(url, json={**RUNNING, "trace_id": "other"})
+    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["claimed_state"] == "succeeded"
+
+
+def test_deeply_nested_body_is_400_and_stores_nothing(client: TestClient, sink: FakeSink) -> None:
+    """A body nested 256 deep used to be stored and then fail with 500."""
+    body = b'{"task_id": "job-1", "x": ' + b"[" * 256 + b"]" * 256 + b"}"
+    r = client.post(url_for(), content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "deeper" in r.json()["detail"]
+    sink.assert_untouched()
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
@@ -297,6 +360,7 @@ def test_lying_content_length_is_still_counted(sink: FakeSink) -> None:
         (b'"job-1"', "JSON object"),
         (b'{"success": true}', "no task_id"),
         (b'{"task_id": 12}', "no task_id"),
+        (b'{"task_id": "' + b"j" * 300 + b'"}', "no task_id"),
         (b'{"task_id": "job-1", "data": "not-a-list"}', "not a Veo result"),
     ],
 )
@@ -320,12 +384,6 @@ def test_json_content_type_with_charset_is_accepted(client: TestClient, sink: Fa
         url_for(), content=b'{"task_id": "job-1"}', headers={"content-type": "Application/JSON; charset=utf-8"}
     )
     assert r.status_code == 200
-
-
-def test_unknown_connection_is_403(client: TestClient, sink: FakeSink) -> None:
-    r = client.post(url_for(conn_id="veo_missing"), json=SUCCESS)
-    assert r.status_code == 403
-    sink.assert_untouched()
 
 
 def test_unknown_task_instance_is_404(client: TestClient, sink: FakeSink) -> None:
@@ -387,48 +445,32 @@ def test_sink_failure_is_500_without_details(sink: FakeSink) -> None:
 # -------------------------------------------------------------------------- valid deliveries
 
 
-def test_success_is_stored_and_resumes_with_the_trigger_event_shape(client: TestClient, sink: FakeSink) -> None:
+def test_success_is_stored_as_a_claim_and_resumes_with_a_wake_up(client: TestClient, sink: FakeSink) -> None:
     r = client.post(url_for(), json=SUCCESS)
     assert r.status_code == 200 and r.json() == {"status": "stored", "resumed": True}
-    assert sink.transactions == 2, "store, then resume (which re-locks and re-checks the task instance)"
-    [(target, value, ledger_update)] = sink.stores
+    assert sink.transactions == 1, "store and resume in one transaction when the task settled long ago"
+    [(target, value)] = sink.stores
     assert target == make_target(expires_at=target.expires_at)
-    assert value["key"] == KEY and value["task_id"] == "job-1" and value["body"] == SUCCESS
+    assert value["key"] == KEY and value["task_id"] == "job-1" and value["claimed_state"] == "succeeded"
+    assert "body" not in value and "https://cdn.example/v.mp4" not in str(value)
     assert value["received_at"].endswith("+00:00")
-    assert ledger_update is None  # the ledger already had the job
     [(_, payload)] = sink.resumes
-    assert payload == {
-        "status": "success",
-        "veo_task_id": "job-1",
-        "submission_key": KEY,
-        "source": "callback",
-        "elapsed": None,
-        "trace_id": "tr-1",
-        "result": SUCCESS,
-        "error_code": None,
-        "error_message": None,
-    }
+    event = VeoEvent.read(payload)
+    assert (event.status, event.source, event.veo_task_id, event.submission_key) == (
+        "callback",
+        "callback",
+        "job-1",
+        KEY,
+    )
+    assert event.result is None and event.error_message is None
 
 
-def test_resume_payload_is_read_by_event_status() -> None:
-    """The operator's own event reader understands a callback event."""
-    from veo_provider.models import TaskState
-    from veo_provider.triggers.veo import event_status
-
-    sink = FakeSink()
-    TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
-    status = event_status(sink.resumes[0][1])
-    assert status is not None and status.state is TaskState.SUCCEEDED
-    assert status.task_id == "job-1" and status.result is not None and status.result.data
-    assert status.result.data[0].id == "v-1"
-
-
-def test_failure_callback_resumes_with_error_code_and_message(client: TestClient, sink: FakeSink) -> None:
+def test_forged_failure_text_never_reaches_the_task(client: TestClient, sink: FakeSink) -> None:
+    """A failure callback used to fail the task for good, with the sender's text in its log."""
     assert client.post(url_for(), json=FAILURE).json() == {"status": "stored", "resumed": True}
     payload = sink.resumes[0][1]
-    assert payload["status"] == "failed"
-    assert payload["error_code"] == "forbidden" and payload["error_message"] == "content moderation"
-    assert payload["result"] == FAILURE
+    assert VeoEvent.read(payload).status == "callback"
+    assert "content moderation" not in str(payload) and "forbidden" not in str(payload)
 
 
 def test_running_callback_is_stored_but_does_not_resume(client: TestClient, sink: FakeSink) -> None:
@@ -437,14 +479,14 @@ def test_running_callback_is_stored_but_does_not_resume(client: TestClient, sink
     assert sink.tis[TI_KEY]["state"] == "deferred"
 
 
-def test_lost_submission_answer_is_reconciled_into_the_ledger(client: TestClient, sink: FakeSink) -> None:
-    ledger = {"state": "submitting", "key": KEY, "task_id": None, "trace_id": None, "endpoint": "videos", "at": "t0"}
+def test_lost_submission_claim_is_stored_but_never_written_into_the_ledger(client: TestClient, sink: FakeSink) -> None:
+    """Reconciliation used to write the body's task_id into the ledger unverified (the worker now checks)."""
+    ledger = {"state": "submitting", "key": KEY, "task_id": None, "endpoint": "videos", "conn_id": "veo_default"}
     sink.add_ti(state="failed", ledger=ledger, trigger_key=None)
-    r = client.post(url_for(), json=SUCCESS)
+    r = client.post(url_for(), json={**SUCCESS, "task_id": "job-of-someone-else"})
     assert r.json() == {"status": "stored", "resumed": False}
-    new = sink.tis[TI_KEY]["store"][LEDGER_KEY]
-    assert new["state"] == "submitted" and new["task_id"] == "job-1" and new["trace_id"] == "tr-1"
-    assert new["key"] == KEY and new["endpoint"] == "videos" and new["at"] != "t0"
+    assert sink.tis[TI_KEY]["store"][LEDGER_KEY] == ledger
+    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["task_id"] == "job-of-someone-else"
 
 
 def test_not_deferred_task_is_stored_not_resumed(client: TestClient, sink: FakeSink) -> None:
@@ -478,6 +520,7 @@ def test_signature_and_query_never_reach_the_logs(
     client: TestClient, sink: FakeSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the test client logs the URLs it calls, not us
     good = url_for()
     bad = tamper(good, task_id="other")
     client.post(good, json=SUCCESS)
@@ -503,3 +546,22 @@ def test_a_task_deferred_a_moment_ago_is_resumed_only_once_settled(sink: FakeSin
     r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
     assert r.json() == {"status": "stored", "resumed": True}
     assert time.monotonic() - start >= 0.55
+
+
+async def test_waiting_for_a_just_deferred_task_holds_no_thread(sink: FakeSink) -> None:
+    """The wait used to be a time.sleep in the api-server's shared thread pool (40 threads by default)."""
+    import anyio.to_thread
+    import httpx
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = 1  # this test's loop only
+    sink.add_ti(deferred_seconds=2.0)  # resumed only after ~1 s
+    sink.add_ti(("videos", "manual__1", "other", -1))
+    transport = httpx.ASGITransport(app=create_app(sink))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        slow = asyncio.create_task(client.post(url_for(), json=SUCCESS))
+        await asyncio.sleep(0.3)
+        start = time.monotonic()
+        fast = await client.post(url_for(task_id="other"), json=SUCCESS)
+        assert fast.json() == {"status": "stored", "resumed": True}
+        assert time.monotonic() - start < 0.5 and not slow.done(), "served while the other one waits"
+        assert (await slow).json() == {"status": "stored", "resumed": True}

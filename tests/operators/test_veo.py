@@ -276,18 +276,6 @@ def test_timeout_event_fails_retryably_and_says_a_retry_resumes():
     assert not isinstance(info.value, AirflowFailException)
 
 
-def test_callback_success_is_confirmed_with_one_read(api):
-    confirm = api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1", "response": DONE}))
-    result = op().execute_complete({}, event("success", result=DONE, source="callback"))
-    assert confirm.call_count == 1 and result["state"] == "succeeded"
-
-
-def test_forged_callback_success_is_not_trusted(api):
-    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
-    with pytest.raises(AirflowException, match="not trusting the callback"):
-        op().execute_complete({}, event("success", result=DONE, source="callback"))
-
-
 # ------------------------------------------------------------------------ callback mode
 
 CALLBACK_EXTRA = {"callback_base_url": "https://airflow.example.com/veo", "callback_secret": "s" * 40}
@@ -349,25 +337,12 @@ def test_callback_mode_retry_of_an_uncertain_submission_waits_for_its_callback(a
     assert post.call_count == 0 and info.value.trigger.submission_key == "k-9"
 
 
-def test_callback_that_came_before_deferral_finishes_without_waiting(api, store, veo_conn):
-    from veo_provider.ledger import CALLBACK_KEY
-
-    veo_conn(**CALLBACK_EXTRA)
-    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-1", "task_id": "t-1"}
-    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-1", "body": DONE}
-    reads = api.post("/veo/tasks").mock(
-        side_effect=[httpx.Response(200, json=RUNNING), httpx.Response(200, json={"id": "t-1", "response": DONE})]
-    )
-    result = op().execute(cb_ctx(store))
-    assert result["state"] == "succeeded" and reads.call_count == 2, "resume check + confirmation"
-
-
 def test_callback_for_an_older_submission_is_ignored(api, store, veo_conn):
     from veo_provider.ledger import CALLBACK_KEY
 
     veo_conn(**CALLBACK_EXTRA)
     store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-2", "task_id": "t-1"}
-    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-0", "body": DONE}
+    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-0", "claimed_state": "succeeded"}
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
     with pytest.raises(TaskDeferred):
         op().execute(cb_ctx(store))
@@ -400,3 +375,235 @@ def test_retry_with_the_same_request_resumes_but_a_changed_request_pays_for_a_ne
     with pytest.raises(TaskDeferred) as changed:
         op(prompt="a different mug").execute(ctx(store))  # the DAG was edited, then the task cleared
     assert post.call_count == 2 and changed.value.trigger.veo_task_id == "t-2"
+
+
+# ------------------------------------------------------- callbacks wake, the API decides (#12)
+
+RECORD_DONE = {"id": "t-1", "response": DONE}
+
+
+def wake(**kw):
+    """What the receiver resumes a task with (ids only)."""
+    return {"status": "callback", "source": "callback", "veo_task_id": "t-1", "submission_key": "k-1", **kw}
+
+
+def submitted_store(**extra) -> FakeStore:
+    return FakeStore(**{LEDGER_KEY: {"state": "submitted", "key": "k-1", "task_id": "t-1", **extra}})
+
+
+def test_a_callback_wake_reads_the_job_once_and_downloads_the_url_of_that_read(api, tmp_path, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    read = api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RECORD_DONE))
+    with respx.mock(assert_all_called=False) as mock:
+        cdn = mock.get("https://cdn.example/v-1.mp4").mock(return_value=httpx.Response(200, content=b"mp4"))
+        mock.route(host="veo.test").pass_through()
+        result = op(output_path=str(tmp_path / "v.mp4")).execute_complete(cb_ctx(submitted_store()), wake())
+    assert read.call_count == 1 and cdn.call_count == 1
+    assert result["video_url"] == "https://cdn.example/v-1.mp4" and (tmp_path / "v.mp4").read_bytes() == b"mp4"
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        wake(),
+        # What earlier versions resumed with: the callback's own (here forged) body.
+        {**wake(), "status": "failed", "error_code": "forbidden", "error_message": "FORGED text"},
+        {**wake(), "status": "success", "result": {**DONE, "data": [{"id": "x", "video_url": "https://evil/x.mp4"}]}},
+    ],
+)
+def test_a_forged_callback_while_the_job_runs_defers_again_on_the_same_deadline(api, veo_conn, forged, caplog):
+    """A forged failure used to fail the task for good; a forged success failed it too."""
+    veo_conn(**CALLBACK_EXTRA)
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute_complete(cb_ctx(submitted_store()), {**forged, "deadline": 4_000_000_000.0})
+    trig = info.value.trigger
+    assert (trig.veo_task_id, trig.submission_key, trig.deadline) == ("t-1", "k-1", 4_000_000_000.0)
+    assert "FORGED" not in caplog.text and "evil" not in caplog.text
+
+
+def test_a_callback_for_a_finished_failed_job_fails_with_the_api_reason(api, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=FAILED))
+    with pytest.raises(VeoJobFailedError, match="x: y"):
+        op().execute_complete(cb_ctx(submitted_store()), wake())
+
+
+def test_a_callback_naming_another_job_is_ignored_without_a_read(api, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    read = api.post("/veo/tasks")
+    with pytest.raises(TaskDeferred) as info:
+        op().execute_complete(cb_ctx(submitted_store()), wake(veo_task_id="t-other"))
+    assert read.call_count == 0 and info.value.trigger.veo_task_id == "t-1"
+
+
+def lost_store() -> FakeStore:
+    return FakeStore(**{LEDGER_KEY: {"state": "submitting", "key": "k-1", "conn_id": "veo_default"}})
+
+
+def claimed_record(key: str, response: dict | None = DONE) -> dict:
+    url = f"https://airflow.example.com/veo/callback?dag_id=d&key={key}&sig_token=s"
+    return {"id": "t-1", "request": {"action": "text2video", "callback_url": url}, "response": response}
+
+
+def test_a_lost_submission_adopts_the_claimed_job_only_after_the_api_confirms_it(api, veo_conn):
+    veo_conn(**CALLBACK_EXTRA)
+    store = lost_store()
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=claimed_record("k-1")))
+    result = op().execute_complete(cb_ctx(store), wake())
+    assert result["state"] == "succeeded" and result["task_id"] == "t-1"
+    assert store.values[LEDGER_KEY]["state"] == "submitted" and store.values[LEDGER_KEY]["task_id"] == "t-1"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json=claimed_record("someone-elses-key")),
+        httpx.Response(200, json={"id": "t-1", "request": {"action": "text2video"}, "response": DONE}),
+        httpx.Response(404, json={"error": {"code": "no_api", "message": "unknown"}}),
+    ],
+)
+def test_a_lost_submission_ignores_a_job_the_api_does_not_show_as_ours(api, veo_conn, answer):
+    """Reconciliation used to write the body's task_id into the ledger unverified."""
+    veo_conn(**CALLBACK_EXTRA)
+    store = lost_store()
+    api.post("/veo/tasks").mock(return_value=answer)
+    with pytest.raises(TaskDeferred) as info:
+        op().execute_complete(cb_ctx(store), wake(deadline=4_000_000_000.0))
+    assert info.value.trigger.veo_task_id is None and info.value.trigger.deadline == 4_000_000_000.0
+    assert store.values[LEDGER_KEY] == {"state": "submitting", "key": "k-1", "conn_id": "veo_default"}
+
+
+def test_a_retry_of_a_lost_submission_adopts_its_stored_callback_after_the_api_confirms(api, veo_conn):
+    from veo_provider.ledger import CALLBACK_KEY
+
+    veo_conn(**CALLBACK_EXTRA)
+    store = lost_store()
+    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-1", "claimed_state": "succeeded"}
+    post = api.post("/veo/videos")
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=claimed_record("k-1", RUNNING["response"])))
+    with pytest.raises(TaskDeferred) as info:
+        op().execute(cb_ctx(store))
+    assert post.call_count == 0 and info.value.trigger.veo_task_id == "t-1"
+
+
+def test_a_callback_that_came_before_the_deferral_is_checked_with_one_read(api, veo_conn):
+    from veo_provider.ledger import CALLBACK_KEY
+
+    veo_conn(**CALLBACK_EXTRA)
+    store = FakeStore()
+
+    def submit(request):  # the job calls back before the task gets to defer
+        key = store.values[LEDGER_KEY]["key"]
+        store.values[CALLBACK_KEY] = {"key": key, "task_id": "t-1", "claimed_state": "succeeded"}
+        return httpx.Response(200, json={"task_id": "t-1"})
+
+    api.post("/veo/videos").mock(side_effect=submit)
+    reads = api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RECORD_DONE))
+    result = op().execute(cb_ctx(store))
+    assert result["state"] == "succeeded" and reads.call_count == 1
+
+
+# ---------------------------------------------------------------- recovery without a person
+
+
+def test_a_submission_that_never_reached_the_api_clears_the_ledger_and_is_retryable(api, store, veo_conn):
+    """A connect failure used to be 'uncertain': no retry, and a ledger someone had to clear by hand."""
+    veo_conn(max_retries=1)
+    post = api.post("/veo/videos").mock(side_effect=httpx.ConnectError("connection refused"))
+    with pytest.raises(AirflowException) as info:
+        op().execute(ctx(store))
+    assert not isinstance(info.value, AirflowFailException), "Airflow's retry must submit it again"
+    assert post.call_count == 1 and LEDGER_KEY not in store.values
+    post.mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(TaskDeferred) as retry:
+        op().execute(ctx(store))
+    assert retry.value.trigger.veo_task_id == "t-1" and post.call_count == 2
+
+
+def test_a_ledger_job_unknown_to_the_api_fails_clearly_by_default(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-1", "task_id": "t-gone"}
+    post = api.post("/veo/videos")
+    api.post("/veo/tasks").mock(return_value=httpx.Response(404, json={"error": {"code": "no_api"}}))
+    with pytest.raises(AirflowFailException, match=r"t-gone.*unknown to the API \(404\).*on_uncertain_submission"):
+        op().execute(ctx(store))
+    assert post.call_count == 0
+
+
+def test_a_ledger_job_unknown_to_the_api_is_resubmitted_when_asked(api, store):
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-1", "task_id": "t-gone"}
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-2"}))
+    api.post("/veo/tasks").mock(return_value=httpx.Response(404, json={"error": {"code": "no_api"}}))
+    with pytest.raises(TaskDeferred) as info:
+        op(on_uncertain_submission="resubmit").execute(ctx(store))
+    assert post.call_count == 1 and info.value.trigger.veo_task_id == "t-2"
+
+
+# ------------------------------------------------------------ execution_timeout across deferral
+
+
+def timed_ctx(store, started_ago: float):
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    start = datetime.now(timezone.utc) - timedelta(seconds=started_ago)
+    ti = SimpleNamespace(dag_id="d", run_id="r", task_id="veo", map_index=-1, start_date=start)
+    return {"task_state_store": store, "ti": ti}, start.timestamp()
+
+
+def test_execution_timeout_caps_the_wait_of_the_deferred_try(api, store):
+    """Airflow 3.3 ignores execution_timeout while deferred (apache/airflow#69678)."""
+    from datetime import timedelta
+
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    context, start = timed_ctx(store, started_ago=5)
+    with pytest.raises(TaskDeferred) as info:
+        op(execution_timeout=timedelta(seconds=8), timeout=3600).execute(context)
+    assert info.value.trigger.deadline == pytest.approx(start + 8)
+    assert info.value.timeout.total_seconds() <= 3 + 60 + 1
+
+
+def test_reaching_execution_timeout_is_airflows_task_timeout_so_retries_apply(store):
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    context, start = timed_ctx(store, started_ago=8)
+    with pytest.raises(AirflowTaskTimeout, match=r"execution_timeout.*same job"):
+        op(execution_timeout=timedelta(seconds=8)).execute_complete(context, event("timeout", deadline=start + 8))
+    with pytest.raises(AirflowException, match=r"timeout=3600s") as plain:
+        op(execution_timeout=timedelta(hours=5)).execute_complete(context, event("timeout", deadline=start + 3600))
+    assert not isinstance(plain.value, AirflowFailException)
+
+
+def test_without_execution_timeout_the_wait_lasts_timeout(api, store):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    context, _ = timed_ctx(store, started_ago=5)
+    with pytest.raises(TaskDeferred) as info:
+        op(timeout=600).execute(context)
+    import time
+
+    assert info.value.trigger.deadline == pytest.approx(time.time() + 600, abs=5)
+
+
+# ------------------------------------------------------------------------- retries by default
+
+
+def test_veo_tasks_retry_by_default_because_a_retry_is_free():
+    from datetime import timedelta
+
+    from airflow.sdk import DAG
+
+    from veo_provider.sensors.veo import VeoSensor
+
+    assert op().retries == 2 and op().retry_delay == timedelta(seconds=30)
+    assert VeoSensor(task_id="s", veo_task_id="t").retries == 2
+    assert op(retries=0).retries == 0
+    with DAG("d_default_args", schedule=None, default_args={"retries": 0}):
+        assert op().retries == 0, "default_args win over our default"
+    with DAG("d_mapped", schedule=None):
+        mapped = VeoOperator.partial(task_id="m", model="veo3").expand(prompt=["a", "b"])
+        assert mapped.retries == 2
+    with DAG("d_mapped_default_args", schedule=None, default_args={"retries": 5}):
+        mapped = VeoOperator.partial(task_id="m", model="veo3").expand(prompt=["a", "b"])
+        assert mapped.retries == 5

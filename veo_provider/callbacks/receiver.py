@@ -1,20 +1,21 @@
 """The callback receiver: a FastAPI app the plugin mounts in the api-server at ``/veo``.
 
-The Veo API POSTs a finished job's result to the signed ``callback_url`` we gave it. The
-receiver checks the URL (the only authentication there is), keeps the delivery on the task
-instance's task state store (it survives retries), fills in a submission whose answer was lost,
-and resumes the deferred task at once, the way Airflow's human-in-the-loop route does.
+The Veo API POSTs a finished job's result to the signed ``callback_url`` we gave it. A callback
+is only a wake-up: the receiver checks the URL (the only authentication there is) before reading
+the body, keeps a small claim on the task instance's task state store (never the body), and
+resumes the deferred task at once, the way Airflow's human-in-the-loop route does. The task
+then reads the job from the API itself; nothing in a body decides a state or a video URL.
 
-Every rejection is a 4xx that stores nothing. The signature and the query string are never
-logged (only dag/run/task/map_index and the outcome).
+Every rejection is a 4xx that stores nothing; every authentication failure is the same 403.
+The signature and the query string are never logged (only dag/run/task/map_index and the outcome).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -34,14 +35,15 @@ from veo_provider.callbacks.signing import (
     verify_callback,
 )
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
-from veo_provider.models import VeoResult, decide_state, make_event
+from veo_provider.models.records import VEO_TRIGGER_CLASSPATH, CallbackDelivery, LedgerEntry, VeoEvent
+from veo_provider.models.responses import TaskStatus, VeoResult, decide_state
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 __all__ = [
     "MAX_BODY_BYTES",
-    "VEO_TRIGGER_CLASSPATH",
+    "MAX_JSON_DEPTH",
     "AirflowCallbackSink",
     "CallbackSink",
     "LoadedTaskInstance",
@@ -53,10 +55,12 @@ log = logging.getLogger(__name__)
 
 #: A Veo result is a few KiB; anything near this is not one.
 MAX_BODY_BYTES = 1_048_576
-#: Only tasks deferred on this trigger are resumed by a callback.
-VEO_TRIGGER_CLASSPATH = "veo_provider.triggers.veo.VeoTrigger"
+#: A Veo result nests 4 levels deep; deeper bodies are refused before anything is stored.
+MAX_JSON_DEPTH = 32
 #: A task deferred more recently than this is resumed only once this old (see handle_callback).
 MIN_DEFERRED_SECONDS = 3.0
+#: What every authentication failure answers, whatever the reason (logged server-side only).
+FORBIDDEN = "the callback URL is not valid"
 
 
 class LoadedTaskInstance(NamedTuple):
@@ -91,10 +95,8 @@ class CallbackSink(ABC):
         """The task instance's state, ledger, stored delivery and trigger; ``None`` if no such TI."""
 
     @abstractmethod
-    def store(
-        self, target: CallbackTarget, callback_value: dict[str, Any], ledger_update: dict[str, Any] | None
-    ) -> None:
-        """Write the delivery under CALLBACK_KEY (and the reconciled ledger entry, if any)."""
+    def store(self, target: CallbackTarget, delivery: dict[str, Any]) -> None:
+        """Write the delivery (a ``CallbackDelivery`` dump) under CALLBACK_KEY."""
 
     @abstractmethod
     def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
@@ -110,103 +112,122 @@ def _where(params: Mapping[str, str]) -> str:
     return "/".join(repr(p) for p in parts)
 
 
+def authenticate(sink: CallbackSink, params: Mapping[str, str], *, now: float | None = None) -> CallbackTarget:
+    """The verified target of a signed URL; any failure is one uniform 403 (the reason is only logged).
+
+    Blocking (reads the connection): run it in a thread from async code.
+    """
+    conn_id = params.get("conn_id")
+    secrets = sink.secrets_for(conn_id) if conn_id and all(params.get(p) for p in CALLBACK_PARAMS) else []
+    try:
+        return verify_callback(params, secrets, now=now)
+    except CallbackRejected as exc:
+        raise CallbackRejected(403, FORBIDDEN, detail=exc.reason) from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_body(body: bytes) -> tuple[dict[str, Any], str]:
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _parse_body(body: bytes) -> tuple[TaskStatus, str]:
+    """What the body claims (a wake-up hint only) and which job it names; 400 for anything else."""
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise CallbackRejected(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise CallbackRejected(400, f"the body must be a JSON object (got a JSON {type(data).__name__})")
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise CallbackRejected(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     task_id = data.get("task_id")
-    if not isinstance(task_id, str) or not task_id.strip():
-        raise CallbackRejected(400, "the body has no task_id")
-    return data, task_id
-
-
-def _is_final(body: Any) -> bool:
+    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > 200:
+        raise CallbackRejected(400, "the body has no task_id (or an unusable one)")
     try:
-        return decide_state(VeoResult.model_validate(body)).state.done
-    except ValidationError:
-        return True  # unreadable: never replace it
-
-
-def handle_callback(
-    sink: CallbackSink, params: Mapping[str, str], body: bytes, *, now: float | None = None
-) -> dict[str, Any]:
-    """Verify, store and (when the job is done) resume; returns the 200 answer or raises CallbackRejected.
-
-    Blocking (database work): run it in a thread from async code.
-    """
-    conn_id = params.get("conn_id")
-    secrets = sink.secrets_for(conn_id) if conn_id and all(params.get(p) for p in CALLBACK_PARAMS) else []
-    target = verify_callback(params, secrets, now=now)
-
-    data, veo_task_id = _parse_body(body)
-    try:
-        status = decide_state(VeoResult.model_validate(data))
+        claimed = decide_state(VeoResult.model_validate(data))
     except ValidationError:
         raise CallbackRejected(400, "the body is not a Veo result (unexpected field types)") from None
+    return claimed, task_id
 
+
+def _owner_conn_id(ledger: LedgerEntry, trigger_kwargs: dict[str, Any] | None) -> str | None:
+    """The connection this task's submission went through (older ledgers did not record it)."""
+    return ledger.conn_id or (trigger_kwargs or {}).get("conn_id")
+
+
+def _record_delivery(
+    sink: CallbackSink, target: CallbackTarget, delivery: CallbackDelivery, event: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """Store the claim and resume the task if it waits on this submission: (answer, seconds to wait first)."""
     with sink.transaction(target):
         loaded = sink.load(target)
         if loaded is None:
             raise CallbackRejected(404, "no such task instance")
-        ledger = loaded.ledger
-        if not isinstance(ledger, dict) or ledger.get("key") != target.submission_key:
+        try:
+            ledger = LedgerEntry.model_validate(loaded.ledger) if isinstance(loaded.ledger, dict) else None
+        except ValueError:
+            ledger = None
+        if ledger is None or ledger.key != target.submission_key:
             raise CallbackRejected(404, "the task instance has no submission with this key (stale or unknown)")
-        if ledger.get("task_id") and ledger["task_id"] != veo_task_id:
+        if _owner_conn_id(ledger, loaded.trigger_kwargs) != target.conn_id:
+            raise CallbackRejected(403, FORBIDDEN, detail="signed for another connection than the task's")
+        if ledger.veo_task_id and ledger.veo_task_id != delivery.veo_task_id:
             raise CallbackRejected(409, "the body's task_id is not the job this submission created")
 
-        stored = loaded.stored_callback
-        if (
-            isinstance(stored, dict)
-            and stored.get("key") == target.submission_key
-            and (_is_final(stored.get("body")) or not status.state.done)
-        ):
-            return {"status": "duplicate"}
-
-        received_at = datetime.now(timezone.utc).isoformat()
-        callback_value = {
-            "key": target.submission_key,
-            "task_id": veo_task_id,
-            "received_at": received_at,
-            "body": data,
-        }
-        ledger_update = None
-        if ledger.get("state") == "submitting" and not ledger.get("task_id"):
-            # The submission's answer was lost; the callback tells us which job it created.
-            ledger_update = {
-                **ledger,
-                "state": "submitted",
-                "task_id": veo_task_id,
-                "trace_id": status.trace_id or ledger.get("trace_id"),
-                "at": received_at,
-            }
-        sink.store(target, callback_value, ledger_update)
+        stored = CallbackDelivery.read(loaded.stored_callback)
+        duplicate = stored is not None and stored.same_as(delivery)
+        # A claim of "done" is never replaced by a later "still running" one; anything else is.
+        keep_stored = stored is not None and stored.key == delivery.key and stored.claims_done
+        if not duplicate and not (keep_stored and not delivery.claims_done):
+            sink.store(target, delivery.dump())
+        answer: dict[str, Any] = {"status": "duplicate" if duplicate else "stored", "resumed": False}
 
         kwargs = loaded.trigger_kwargs or {}
         resumable = (
-            status.state.done
+            delivery.claims_done
             and loaded.state == "deferred"
             and loaded.trigger_classpath == VEO_TRIGGER_CLASSPATH
             and kwargs.get("submission_key") == target.submission_key
-            and kwargs.get("task_id") in (None, veo_task_id)
+            and kwargs.get("task_id") in (None, delivery.veo_task_id)
         )
-    if not resumable:
-        return {"status": "stored", "resumed": False}
-    # Airflow 3.3 race: a task resumed before the scheduler has processed the executor event of
-    # its deferral exit can be failed by the scheduler ("finished with state success, but the task
-    # instance's state attribute is queued"). Give a just-deferred task that time; resume() locks
-    # and re-checks the task instance, and the delivery is already stored either way.
-    if (wait := MIN_DEFERRED_SECONDS - (loaded.deferred_seconds or MIN_DEFERRED_SECONDS)) > 0:
-        time.sleep(wait)
+        if not resumable:
+            return answer, 0.0
+        wait = MIN_DEFERRED_SECONDS - (loaded.deferred_seconds or MIN_DEFERRED_SECONDS)
+        if wait <= 0:
+            answer["resumed"] = sink.resume(target, event)
+        return answer, max(wait, 0.0)
+
+
+def _resume(sink: CallbackSink, target: CallbackTarget, event: dict[str, Any]) -> bool:
     with sink.transaction(target):
-        resumed = sink.resume(target, make_event(status, veo_task_id, target.submission_key, "callback"))
-    return {"status": "stored", "resumed": resumed}
+        return sink.resume(target, event)
+
+
+async def handle_callback(sink: CallbackSink, target: CallbackTarget, body: bytes) -> dict[str, Any]:
+    """Parse, store the claim and (when it claims the job is done) resume; the 200 answer or CallbackRejected."""
+    claimed, veo_task_id = _parse_body(body)
+    delivery = CallbackDelivery.of(target.submission_key, body, veo_task_id, claimed)
+    # The event is built (and small: ids only) before anything is stored.
+    event = VeoEvent.build("callback", source="callback", veo_task_id=veo_task_id, submission_key=target.submission_key)
+    answer, wait = await run_in_threadpool(_record_delivery, sink, target, delivery, event)
+    if wait > 0:
+        # Airflow 3.3 race: a task resumed before the scheduler has processed the executor event of
+        # its deferral exit can be failed ("finished with state success, but the task instance's
+        # state attribute is queued"). Give a just-deferred task that time, holding no thread;
+        # resume() locks and re-checks the task instance, and the claim is already stored.
+        await asyncio.sleep(wait)
+        answer["resumed"] = await run_in_threadpool(_resume, sink, target, event)
+    return answer
 
 
 # ---------------------------------------------------------------------------------- the app
@@ -218,7 +239,7 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
     app = FastAPI(title="Veo callback receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     def reject(exc: CallbackRejected, where: str) -> JSONResponse:
-        log.warning("Veo callback for %s rejected: %s %s", where, exc.status_code, exc.reason)
+        log.warning("Veo callback for %s rejected: %s %s", where, exc.status_code, exc.detail or exc.reason)
         return JSONResponse({"detail": exc.reason}, status_code=exc.status_code)
 
     @app.post("/callback")
@@ -226,22 +247,20 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
         params = request.query_params
         where = _where(params)
         try:
+            if any(n > 1 for n in _counts(params.multi_items()).values()):
+                # Which one would we have verified?
+                raise CallbackRejected(403, FORBIDDEN, detail="a query parameter is repeated")
+            target = await run_in_threadpool(authenticate, the_sink, dict(params))
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 raise CallbackRejected(415, "the body must be application/json")
-            body = await _read_body(request)
-            if any(n > 1 for n in _counts(params.multi_items()).values()):
-                raise CallbackRejected(400, "a query parameter is repeated")  # which one would we have verified?
-            answer = await run_in_threadpool(handle_callback, the_sink, dict(params), body)
+            answer = await handle_callback(the_sink, target, await _read_body(request))
         except CallbackRejected as exc:
             return reject(exc, where)
         except Exception as exc:
             log.error("Veo callback for %s failed: %s", where, type(exc).__name__, exc_info=True)
             return JSONResponse({"detail": "internal error"}, status_code=500)
-        if answer["status"] == "duplicate":
-            log.info("Veo callback for %s: duplicate delivery, nothing changed", where)
-        else:
-            log.info("Veo callback for %s: stored, resumed=%s", where, answer["resumed"])
+        log.info("Veo callback for %s: %s, resumed=%s", where, answer["status"], answer["resumed"])
         return JSONResponse(answer)
 
     return app
@@ -384,19 +403,16 @@ class AirflowCallbackSink(CallbackSink):
                 deferred_seconds=(datetime.now(timezone.utc) - created).total_seconds() if created else None,
             )
 
-    def store(
-        self, target: CallbackTarget, callback_value: dict[str, Any], ledger_update: dict[str, Any] | None
-    ) -> None:
+    def store(self, target: CallbackTarget, delivery: dict[str, Any]) -> None:
         from airflow.configuration import conf
         from airflow.state import get_state_backend
 
         days = conf.getint("state_store", "default_retention_days", fallback=0)
         expires_at = datetime.now(timezone.utc) + timedelta(days=days) if days > 0 else None
-        backend, scope = get_state_backend(), self._scope(target)
         with self._current(target) as tx:
-            backend.set(scope, CALLBACK_KEY, json.dumps(callback_value), expires_at=expires_at, session=tx.session)
-            if ledger_update is not None:
-                backend.set(scope, LEDGER_KEY, json.dumps(ledger_update), expires_at=expires_at, session=tx.session)
+            get_state_backend().set(
+                self._scope(target), CALLBACK_KEY, json.dumps(delivery), expires_at=expires_at, session=tx.session
+            )
 
     def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
         from airflow.models.taskinstance import TaskInstance as TI

@@ -61,10 +61,12 @@ class CallbackTarget:
 class CallbackRejected(Exception):
     """A callback the receiver refuses; ``reason`` is safe to return and log (no signature, no secret)."""
 
-    def __init__(self, status_code: int, reason: str) -> None:
+    def __init__(self, status_code: int, reason: str, *, detail: str | None = None) -> None:
         super().__init__(f"{status_code}: {reason}")
         self.status_code = status_code
         self.reason = reason
+        #: Why, for the server's log only, when ``reason`` is deliberately uniform.
+        self.detail = detail
 
 
 def _message(target: CallbackTarget) -> bytes:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.links import VeoVideoLink
@@ -22,12 +23,11 @@ from veo_provider.models import (
     KNOWN_MODELS,
     TaskState,
     TaskStatus,
+    VeoEvent,
     VeoRequest,
     VeoRequestError,
-    VeoResult,
     build_request,
     decide_state,
-    make_event,
     result_to_xcom,
 )
 
@@ -44,6 +44,11 @@ CALLBACK_GRACE = 24 * 3600
 #: In callback mode, seconds after deferral of the one early check (then only the safety net).
 CALLBACK_FIRST_CHECK = 10.0
 ON_UNCERTAIN = ("fail", "resubmit")
+#: Retries are free here (the ledger resumes the same job, never pays again) and they are the
+#: cover for Airflow's resume race (apache/airflow#66374, #67287, #72716), so Veo tasks retry
+#: unless the task or ``default_args`` say otherwise (or ``[core] default_task_retries`` asks more).
+DEFAULT_RETRIES = max(2, conf.getint("core", "default_task_retries", fallback=0))
+DEFAULT_RETRY_DELAY = timedelta(seconds=30)
 
 
 class VeoOperator(BaseOperator):
@@ -87,10 +92,15 @@ class VeoOperator(BaseOperator):
         ``fail`` (default; says how to resolve it) or ``resubmit`` (accepts paying twice).
     :param wait_mode: ``auto`` (callback when the connection has a public callback base URL,
         else poll), ``poll`` or ``callback``.
-    :param confirm_callback: Check a callback-reported success with one status read (default),
-        so a leaked callback URL cannot forge a result.
+    :param confirm_callback: Deprecated, always on: every callback is only a wake-up, and the
+        state and video URL a task acts on come from one authenticated read of the API.
     :param safety_poll_interval: In callback mode, seconds between the slow safety-net checks
         that catch lost callbacks (default 300; batched across all waiting tasks).
+    :param retries: Default 2 (not Airflow's 0) unless ``default_args`` set it: a retry resumes
+        the job already paid for, and it covers Airflow's resume race (apache/airflow#66374).
+    :param retry_delay: Default 30 seconds.
+    :param execution_timeout: Honoured across the deferral too (Airflow 3.3 does not,
+        apache/airflow#69678): the try ends with a task timeout; a retry resumes the same job.
 
     Returns (XCom) a dict: task_id, video_id, video_url, state, trace_id, created_at,
     complete_at, model, action, output_path.
@@ -143,9 +153,11 @@ class VeoOperator(BaseOperator):
         wait_mode: str = "auto",
         confirm_callback: bool = True,
         safety_poll_interval: float = 300.0,
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         if wait_mode not in WAIT_MODES:
             raise ValueError(f"wait_mode {wait_mode!r} is unknown: use one of {', '.join(WAIT_MODES)}")
         if on_uncertain_submission not in ON_UNCERTAIN:
@@ -183,7 +195,13 @@ class VeoOperator(BaseOperator):
         self.reuse_existing_job = reuse_existing_job
         self.on_uncertain_submission = on_uncertain_submission
         self.wait_mode = wait_mode
-        self.confirm_callback = confirm_callback
+        if not confirm_callback:
+            warnings.warn(
+                "VeoOperator(confirm_callback=False) is ignored: callbacks only wake the task, which then "
+                "reads the job's state from the API",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.safety_poll_interval = safety_poll_interval
 
     # ------------------------------------------------------------------------------ request
@@ -252,37 +270,96 @@ class VeoOperator(BaseOperator):
             self.log.warning(
                 "The request changed since the earlier try's submission (key %s, Veo task %s): submitting a new job.",
                 entry.key,
-                entry.task_id,
+                entry.veo_task_id,
             )
             entry = None
-        if entry is not None and entry.task_id and self.reuse_existing_job:
-            status = decide_state(self.hook.get_task(entry.task_id))
-            if status.state is not TaskState.FAILED:
+        if entry is not None and self.reuse_existing_job:
+            if entry.veo_task_id is None:
+                return self._resume_uncertain(context, ledger, entry, mode, request, asked)
+            status = self._status_of_paid_job(entry)
+            if status is not None:
                 self.log.info(
                     "Resuming Veo job %s (trace %s) from an earlier try: it is %s; not paying again.",
-                    entry.task_id,
+                    entry.veo_task_id,
                     entry.trace_id,
                     status.state.value,
                 )
                 return self._continue(context, ledger, entry, status, mode)
+        return self._submit(context, ledger, request, mode, asked)
+
+    def _status_of_paid_job(self, entry: LedgerEntry) -> TaskStatus | None:
+        """The status of the job an earlier try paid for; ``None`` when a new job should be submitted."""
+        from veo_provider.exceptions import VeoNotFoundError
+
+        assert entry.veo_task_id is not None
+        try:
+            status = decide_state(self.hook.get_task(entry.veo_task_id))
+        except VeoNotFoundError:
+            if self.on_uncertain_submission == "fail":
+                raise AirflowFailException(
+                    f"The Veo job {entry.veo_task_id} that an earlier try of this task paid for (submission key "
+                    f"{entry.key}) is unknown to the API (404). It was not resubmitted, to avoid paying twice. "
+                    f"{HOW_TO_RESOLVE}"
+                ) from None
+            self.log.warning(
+                "The API does not know Veo job %s from an earlier try (404); resubmitting as "
+                "on_uncertain_submission='resubmit' asks.",
+                entry.veo_task_id,
+            )
+            return None
+        if status.state is TaskState.FAILED:
             self.log.warning(
                 "The job this task paid for earlier (%s) failed at the API (%s: %s); submitting a new one.",
-                entry.task_id,
+                entry.veo_task_id,
                 status.error_code,
                 status.error_message,
             )
-        elif entry is not None and entry.state == "submitting" and self.reuse_existing_job:
-            if self.on_uncertain_submission == "fail":
-                if mode == "callback":
-                    self.log.warning("%s Waiting for its callback.", _uncertain_message(entry))
-                    return self._wait(context, entry, mode)
-                raise AirflowFailException(f"{_uncertain_message(entry)} {HOW_TO_RESOLVE}")
+            return None
+        return status
+
+    def _resume_uncertain(
+        self, context: Context, ledger: Ledger, entry: LedgerEntry, mode: str, request: VeoRequest, asked: str
+    ) -> Any:
+        """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
+        delivery = ledger.callback(entry)
+        found = self._claimed_job(ledger, entry, delivery.veo_task_id) if delivery is not None else None
+        if found is not None:
+            return self._continue(context, ledger, *found, mode)
+        if self.on_uncertain_submission == "resubmit":
             self.log.warning(
                 "An earlier try's submission (key %s) may have created a job; resubmitting as "
                 "on_uncertain_submission='resubmit' asks (this may pay twice).",
                 entry.key,
             )
-        return self._submit(context, ledger, request, mode, asked)
+            return self._submit(context, ledger, request, mode, asked)
+        if mode == "callback":
+            self.log.warning("%s Waiting for its callback.", _uncertain_message(entry))
+            return self._wait(context, entry, mode)
+        raise AirflowFailException(f"{_uncertain_message(entry)} {HOW_TO_RESOLVE}")
+
+    def _claimed_job(
+        self, ledger: Ledger, entry: LedgerEntry, veo_task_id: str | None
+    ) -> tuple[LedgerEntry, TaskStatus] | None:
+        """Adopt the job a callback names for a lost submission, if the API shows it is ours."""
+        from veo_provider.exceptions import VeoNotFoundError
+
+        if not veo_task_id:
+            return None
+        try:
+            record = self.hook.get_task(veo_task_id)
+        except VeoNotFoundError:
+            record = None
+        reconciled = entry.reconcile(record) if record is not None else None
+        if record is None or reconciled is None:
+            self.log.warning(
+                "A callback named Veo job %s for the lost submission %s, but the API does not show that job as "
+                "created by this submission; ignoring the callback.",
+                veo_task_id,
+                entry.key,
+            )
+            return None
+        self.log.info("The lost submission %s created Veo job %s (confirmed by the API).", entry.key, veo_task_id)
+        return ledger.write(reconciled), decide_state(record)
 
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
@@ -292,7 +369,7 @@ class VeoOperator(BaseOperator):
             request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
         else:
             request.async_ = True
-        entry = ledger.submitting(key, self.endpoint, asked)
+        entry = ledger.submitting(key, self.endpoint, asked, self.veo_conn_id)
         try:
             submission = self.hook.submit(request)
         except VeoSubmissionUncertain as exc:
@@ -302,9 +379,11 @@ class VeoOperator(BaseOperator):
                 return self._wait(context, entry, mode)
             raise AirflowFailException(f"{exc}\n{_uncertain_message(entry)} {HOW_TO_RESOLVE}") from exc
         except VeoError:
-            ledger.forget()  # the API refused it: nothing was created, nothing paid
+            # Refused, or provably never sent (connect failure): nothing was created, nothing paid,
+            # so Airflow's own retry may submit again.
+            ledger.forget()
             raise
-        entry = ledger.submitted(entry, submission.task_id, submission.trace_id)
+        entry = ledger.write(entry.submitted(submission.task_id, submission.trace_id))
         self.log.info(
             "Submitted Veo job %s%s to %s; waiting by %s.",
             submission.task_id,
@@ -312,7 +391,12 @@ class VeoOperator(BaseOperator):
             request.path,
             mode,
         )
-        return self._continue(context, ledger, entry, submission.status, mode)
+        status = submission.status
+        delivery = ledger.callback(entry) if mode == "callback" and not status.state.done else None
+        if delivery is not None and delivery.claims_done:
+            self.log.info("A callback for Veo job %s came before the task deferred: checking it.", entry.veo_task_id)
+            status = decide_state(self.hook.get_task(submission.task_id))
+        return self._continue(context, ledger, entry, status, mode)
 
     def _callback_url(self, context: Context, key: str) -> str:
         from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
@@ -331,38 +415,51 @@ class VeoOperator(BaseOperator):
         )
         return sign_callback_url(s.callback_base_url, target, s.callback_secret)
 
-    def _continue(self, context: Context, ledger: Ledger, entry: LedgerEntry, status: TaskStatus, mode: str) -> Any:
-        """Finish now if the job is done (or its callback already came), else wait for it."""
-        assert entry.task_id is not None
-        if not status.state.done and mode == "callback":
-            stored = ledger.callback()
-            if stored and stored.get("key") == entry.key:
-                early = decide_state(VeoResult.model_validate(stored.get("body") or {}))
-                if early.state.done:
-                    self.log.info("The callback of Veo job %s came before the task deferred.", entry.task_id)
-                    return self.execute_complete(context, make_event(early, entry.task_id, entry.key, "callback"))
+    def _continue(
+        self,
+        context: Context,
+        ledger: Ledger,
+        entry: LedgerEntry,
+        status: TaskStatus,
+        mode: str,
+        deadline: float | None = None,
+    ) -> Any:
+        """Finish now if the job is done, else wait for it (until ``deadline`` when one is running)."""
+        assert entry.veo_task_id is not None
         if status.state is TaskState.SUCCEEDED:
             return self._finish(context, status)
         if status.state is TaskState.FAILED:
             from veo_provider.exceptions import VeoJobFailedError
 
-            raise VeoJobFailedError.of(entry.task_id, status.error_code, status.error_message, status.trace_id)
+            raise VeoJobFailedError.of(entry.veo_task_id, status.error_code, status.error_message, status.trace_id)
         if not self.wait_for_completion:
-            status.task_id = status.task_id or entry.task_id
+            status.task_id = status.task_id or entry.veo_task_id
             status.trace_id = status.trace_id or entry.trace_id
             return self._xcom(status)
-        return self._wait(context, entry, mode)
+        return self._wait(context, entry, mode, deadline)
 
-    def _wait(self, context: Context, entry: LedgerEntry, mode: str) -> Any:
+    def _deadline(self, context: Context, now: float, deadline: float | None) -> float:
+        """``timeout`` from now (or the running wait's deadline), capped by the try's ``execution_timeout``.
+
+        Airflow 3.3 does not apply ``execution_timeout`` to deferrals (apache/airflow#69678).
+        """
+        end = now + self.timeout if deadline is None else deadline
+        start = _try_start(context)
+        if self.execution_timeout is not None and start is not None:
+            end = min(end, start + self.execution_timeout.total_seconds())
+        return end
+
+    def _wait(self, context: Context, entry: LedgerEntry, mode: str, deadline: float | None = None) -> Any:
         """Defer on the trigger, or (``deferrable=False``) run the very same loop here."""
         from veo_provider.triggers.veo import VeoTrigger
 
         now = time.time()
         callback = mode == "callback"
+        end = self._deadline(context, now, deadline)
         trigger = VeoTrigger(
             conn_id=self.veo_conn_id,
-            task_id=entry.task_id,
-            deadline=now + self.timeout,
+            task_id=entry.veo_task_id,
+            deadline=end,
             # In callback mode one early check covers a callback that raced the deferral.
             first_check_at=now
             + (min(CALLBACK_FIRST_CHECK, self.safety_poll_interval) if callback else self.first_poll_delay),
@@ -371,47 +468,89 @@ class VeoOperator(BaseOperator):
             wait_mode=mode,
         )
         if self.deferrable:
-            self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout + 60))
+            self.defer(
+                trigger=trigger,
+                method_name="execute_complete",
+                timeout=timedelta(seconds=max(end - now, 0.0) + 60),
+            )
         return self.execute_complete(context, asyncio.run(trigger.wait()))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Turn the trigger's one event into the task's result (or a clear failure)."""
-        from veo_provider.triggers.veo import event_status
+        """Turn the trigger's (or the callback receiver's) event into the task's result or a clear failure."""
+        ev = VeoEvent.read(event)
+        self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
+        if ev.source == "callback":
+            return self._woken_by_callback(context, ev)
+        if ev.status == "timeout":
+            raise self._timeout_error(context, ev)
+        if ev.status == "error":
+            raise AirflowFailException(f"Waiting for Veo job {ev.veo_task_id} failed: {ev.error_message}")
+        status = ev.job_status()
+        if status.state is not TaskState.SUCCEEDED:
+            from veo_provider.exceptions import VeoJobFailedError
 
-        task_id = str(event.get("veo_task_id"))
-        self.log.info(
-            "Veo job %s: %s after %.0fs (%s).",
-            task_id,
-            event.get("status"),
-            event.get("elapsed") or 0,
-            event.get("source"),
-        )
-        status = event_status(event)
-        if status is None and event.get("veo_task_id") is None:
-            raise AirflowException(
-                f"No callback came within timeout={self.timeout:.0f}s for the submission whose answer was lost "
-                f"(submission key {event.get('submission_key')}). It may not have created a job. {HOW_TO_RESOLVE}"
-            )
-        if status is None:
-            raise AirflowException(
-                f"Veo job {task_id} did not finish within timeout={self.timeout:.0f}s "
-                f"(last seen: {event.get('last_state') or 'unknown'}). A retry of this task resumes "
-                "waiting on the same job; it does not pay again."
-            )
-        if event.get("source") == "callback" and self.confirm_callback:
-            status = decide_state(self.hook.get_task(task_id))  # a leaked URL cannot forge a result
-            if status.state is not TaskState.SUCCEEDED:
-                raise AirflowException(
-                    f"A callback reported Veo job {task_id} succeeded, but the API says it is "
-                    f"{status.state.value}; not trusting the callback."
-                )
+            raise VeoJobFailedError.of(ev.veo_task_id, status.error_code, status.error_message, status.trace_id)
         return self._finish(context, status)
+
+    def _woken_by_callback(self, context: Context, ev: VeoEvent) -> Any:
+        """A callback is only a wake-up: the state and the video URL come from one read of the API."""
+        ledger = Ledger(context.get("task_state_store"))
+        entry = ledger.get()
+        if entry is None or entry.key != ev.submission_key:
+            raise AirflowException(
+                f"A callback woke this task for submission {ev.submission_key}, but its ledger holds "
+                f"{entry.key if entry else 'nothing'}; a retry resumes from the ledger."
+            )
+        if entry.veo_task_id is None:
+            found = self._claimed_job(ledger, entry, ev.veo_task_id)
+            if found is None:
+                return self._wait(context, entry, "callback", ev.deadline)
+            entry, status = found
+        elif ev.veo_task_id not in (None, entry.veo_task_id):
+            self.log.warning("A callback named Veo job %s, not this task's job: ignoring it.", ev.veo_task_id)
+            return self._wait(context, entry, "callback", ev.deadline)
+        else:
+            status = decide_state(self.hook.get_task(entry.veo_task_id))
+        if not status.state.done:
+            self.log.info(
+                "Woken by a callback, but the API says Veo job %s is %s: waiting on.",
+                entry.veo_task_id,
+                status.state.value,
+            )
+        return self._continue(context, ledger, entry, status, "callback", ev.deadline)
+
+    def _timeout_error(self, context: Context, ev: VeoEvent) -> BaseException:
+        start = _try_start(context)
+        if self.execution_timeout is not None and start is not None:
+            limit = start + self.execution_timeout.total_seconds()
+            if limit <= (ev.deadline if ev.deadline is not None else time.time()) + 1:
+                return AirflowTaskTimeout(
+                    f"Veo job {ev.veo_task_id or '(submission ' + str(ev.submission_key) + ')'} did not finish "
+                    f"within execution_timeout={self.execution_timeout}. A retry resumes waiting on the same "
+                    "job; it does not pay again."
+                )
+        if ev.veo_task_id is None:
+            return AirflowException(
+                f"No callback came within timeout={self.timeout:.0f}s for the submission whose answer was lost "
+                f"(submission key {ev.submission_key}). It may not have created a job. {HOW_TO_RESOLVE}"
+            )
+        return AirflowException(
+            f"Veo job {ev.veo_task_id} did not finish within timeout={self.timeout:.0f}s "
+            f"(last seen: {ev.last_state or 'unknown'}). A retry of this task resumes "
+            "waiting on the same job; it does not pay again."
+        )
 
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
         return self._xcom(status, self.hook.save_video(status, self.output_path))
 
     def _xcom(self, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
         return result_to_xcom(status, model=self.model, action=self.action, output_path=output_path)
+
+
+def _try_start(context: Context) -> float | None:
+    """When this try started (kept across deferrals), as UNIX time."""
+    start = getattr(context.get("ti"), "start_date", None)
+    return start.timestamp() if isinstance(start, datetime) else None
 
 
 HOW_TO_RESOLVE = (

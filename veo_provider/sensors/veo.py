@@ -12,7 +12,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from veo_provider.links import VeoVideoLink
-from veo_provider.models import TaskState, TaskStatus, decide_state, result_to_xcom
+from veo_provider.models import TaskState, TaskStatus, VeoEvent, decide_state, result_to_xcom
+from veo_provider.operators.veo import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,6 +35,8 @@ class VeoSensor(BaseSensorOperator):
     :param deferrable: Wait in the triggerer (default).
     :param first_poll_delay: Seconds before the first check when deferred (default 0).
     :param output_path: Optional local path or ObjectStoragePath URL to stream the video to (templated).
+    :param retries: Default 2 unless ``default_args`` set it (covers Airflow's resume race,
+        apache/airflow#66374; a retry only waits again, it pays nothing).
     """
 
     template_fields: Sequence[str] = ("veo_task_id", "veo_conn_id", "output_path")
@@ -47,10 +50,12 @@ class VeoSensor(BaseSensorOperator):
         deferrable: bool = True,
         first_poll_delay: float = 0.0,
         output_path: str | None = None,
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 15.0)
-        super().__init__(**kwargs)
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         self.veo_task_id = veo_task_id
         self.veo_conn_id = veo_conn_id
         self.deferrable = deferrable
@@ -92,14 +97,21 @@ class VeoSensor(BaseSensorOperator):
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from veo_provider.triggers.veo import event_status
+        from airflow.sdk.exceptions import AirflowFailException
 
-        status = event_status(event)
-        if status is None:
+        from veo_provider.exceptions import VeoJobFailedError
+
+        ev = VeoEvent.read(event)
+        if ev.status == "timeout":
             raise AirflowSensorTimeout(
                 f"Veo task {self.veo_task_id} did not finish within timeout={self.timeout}s "
-                f"(last seen: {event.get('last_state') or 'unknown'})"
+                f"(last seen: {ev.last_state or 'unknown'})"
             )
+        if ev.status == "error":
+            raise AirflowFailException(f"Waiting for Veo job {self.veo_task_id} failed: {ev.error_message}")
+        status = ev.job_status()
+        if status.state is not TaskState.SUCCEEDED:
+            raise VeoJobFailedError.of(self.veo_task_id, status.error_code, status.error_message, status.trace_id)
         return self._result(status)
 
     def _result(self, status: TaskStatus) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from veo_provider.models import TaskState, TaskStatus, decide_state, make_event
+from veo_provider.models import TaskState, TaskStatus, VeoEvent, decide_state
+from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
 
-__all__ = ["VeoTrigger", "event_status"]
+__all__ = ["VeoTrigger"]
 
 #: How long a batch waits for other triggers' ids before it is sent.
 BATCH_WINDOW = 0.2
@@ -130,7 +131,7 @@ class VeoTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
+            VEO_TRIGGER_CLASSPATH,
             {
                 "conn_id": self.conn_id,
                 "task_id": self.veo_task_id,
@@ -193,34 +194,21 @@ class VeoTrigger(BaseTrigger):
 
     def _event(
         self,
-        kind: str,
+        kind: Literal["success", "failed", "timeout", "error"],
         started: float,
         *,
         status: TaskStatus | None = None,
         last: TaskState | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        if last is not None:
-            extra["last_state"] = last.value
-        elapsed = round(time.monotonic() - started, 3)
-        return make_event(status, self.veo_task_id, self.submission_key, "poll", kind=kind, elapsed=elapsed, **extra)
-
-
-def event_status(event: dict[str, Any]) -> TaskStatus | None:
-    """The finished job's status from a trigger event; ``None`` on timeout; raises on failure."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from veo_provider.exceptions import VeoJobFailedError
-    from veo_provider.models import VeoResult
-
-    kind, task_id = event.get("status"), event.get("veo_task_id")
-    if kind == "success":
-        status = decide_state(VeoResult.model_validate(event.get("result") or {}))
-        status.task_id = status.task_id or task_id
-        status.trace_id = status.trace_id or event.get("trace_id")
-        return status
-    if kind == "failed":
-        raise VeoJobFailedError.of(task_id, event.get("error_code"), event.get("error_message"), event.get("trace_id"))
-    if kind == "timeout":
-        return None
-    raise AirflowFailException(f"Waiting for Veo job {task_id} failed: {event.get('error_message') or event}")
+        return VeoEvent.build(
+            kind,
+            source="poll",
+            veo_task_id=self.veo_task_id,
+            submission_key=self.submission_key,
+            status=status,
+            elapsed=round(time.monotonic() - started, 3),
+            deadline=self.deadline,
+            last_state=last.value if last is not None else None,
+            **extra,
+        )

@@ -1,0 +1,64 @@
+"""The Veo API's shapes, defined once: requests, answers, and what crosses processes.
+
+``from veo_provider.models import X`` keeps working for every public name; the rooms are
+``requests`` (what we send), ``responses`` (what the API answers, the state mapping) and
+``records`` (XCom result, trigger event, ledger entry, stored callback delivery).
+"""
+
+from __future__ import annotations
+
+from veo_provider.models.records import XCOM_KEYS, CallbackDelivery, LedgerEntry, VeoEvent, result_to_xcom
+from veo_provider.models.requests import (
+    ACTION_ALIASES,
+    ENDPOINTS,
+    GET_1080P,
+    KNOWN_MODELS,
+    MOTION_TYPES,
+    ExtendRequest,
+    ObjectsRequest,
+    ReshootRequest,
+    UpsampleRequest,
+    VeoRequest,
+    VeoRequestError,
+    VideosRequest,
+    build_request,
+)
+from veo_provider.models.responses import (
+    Submission,
+    TaskBatch,
+    TaskRecord,
+    TaskState,
+    TaskStatus,
+    VeoResult,
+    VideoItem,
+    decide_state,
+)
+
+__all__ = [
+    "ACTION_ALIASES",
+    "ENDPOINTS",
+    "GET_1080P",
+    "KNOWN_MODELS",
+    "MOTION_TYPES",
+    "XCOM_KEYS",
+    "CallbackDelivery",
+    "ExtendRequest",
+    "LedgerEntry",
+    "ObjectsRequest",
+    "ReshootRequest",
+    "Submission",
+    "TaskBatch",
+    "TaskRecord",
+    "TaskState",
+    "TaskStatus",
+    "UpsampleRequest",
+    "VeoEvent",
+    "VeoRequest",
+    "VeoRequestError",
+    "VeoResult",
+    "VideoItem",
+    "VideosRequest",
+    "build_request",
+    "decide_state",
+    "result_to_xcom",
+]
