@@ -115,8 +115,9 @@ def setup_database() -> None:
 
         backend = get_state_backend()
         for task_id, entry in (
-            ("make_video", {"state": "submitted", "key": "key-1", "task_id": "job-1", "trace_id": "tr-0"}),
-            ("lost_answer", {"state": "submitting", "key": "key-2", "task_id": None, "trace_id": None}),
+            ("make_video", {"state": "submitted", "key": "key-1", "task_id": "job-1", "conn_id": "veo_cb"}),
+            # Written by this version: the connection of the submission is recorded.
+            ("lost_answer", {"state": "submitting", "key": "key-2", "task_id": None, "conn_id": "veo_cb"}),
         ):
             scope = TaskScope(dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, map_index=-1)
             entry = {**entry, "endpoint": "videos", "at": "2026-01-01T00:00:00+00:00"}

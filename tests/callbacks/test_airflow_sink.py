@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.callbacks.airflow_sink_scenario import LOST, SUCCESS
+from tests.callbacks.airflow_sink_scenario import LOST
 from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
 from tests.e2e.cluster import admin_sql as _pg_admin
+from veo_provider.models import VeoEvent
 
 pytestmark = pytest.mark.integration
 
@@ -78,38 +79,34 @@ def test_callback_is_stored_and_resumes_the_deferred_task(scenario: tuple[dict[s
     assert result["answers"]["success"] == [200, {"status": "stored", "resumed": True}]
     ti = result["make_video"]
     assert ti["state"] == "scheduled" and ti["trigger_id"] is None and ti["next_method"] == "execute_complete"
-    assert ti["next_kwargs"]["event"] == {
-        "status": "success",
-        "veo_task_id": "job-1",
-        "submission_key": "key-1",
-        "source": "callback",
-        "elapsed": None,
-        "trace_id": "tr-1",
-        "result": SUCCESS,
-        "error_code": None,
-        "error_message": None,
-    }
+    event = VeoEvent.read(ti["next_kwargs"]["event"])  # a wake-up: ids only, no body
+    assert (event.status, event.source, event.veo_task_id, event.submission_key) == (
+        "callback",
+        "callback",
+        "job-1",
+        "key-1",
+    )
+    assert event.result is None
     # What the worker's context["task_state_store"].get(...) returns: plain JSON dicts.
     stored = ti["store"]["veo_callback"]
-    assert stored["key"] == "key-1" and stored["task_id"] == "job-1" and stored["body"] == SUCCESS
+    assert stored["key"] == "key-1" and stored["task_id"] == "job-1" and stored["claimed_state"] == "succeeded"
+    assert "body" not in stored
     assert ti["store"]["veo_submission"]["task_id"] == "job-1"  # already known: left as it was
-    assert ti["store"]["veo_submission"]["trace_id"] == "tr-0"
 
 
 def test_replay_is_a_duplicate(scenario: tuple[dict[str, Any], str]) -> None:
     result, _ = scenario
-    assert result["answers"]["duplicate"] == [200, {"status": "duplicate"}]
+    assert result["answers"]["duplicate"] == [200, {"status": "duplicate", "resumed": False}]
 
 
-def test_lost_submission_answer_is_reconciled(scenario: tuple[dict[str, Any], str]) -> None:
+def test_lost_submission_claim_is_stored_for_the_worker_to_verify(scenario: tuple[dict[str, Any], str]) -> None:
     result, _ = scenario
     assert result["answers"]["lost_answer"] == [200, {"status": "stored", "resumed": False}]
     ti = result["lost_answer"]
     assert ti["state"] == "failed"
     ledger = ti["store"]["veo_submission"]
-    assert ledger["state"] == "submitted" and ledger["task_id"] == "job-2" and ledger["trace_id"] == "tr-2"
-    assert ledger["key"] == "key-2" and ledger["endpoint"] == "videos"
-    assert ti["store"]["veo_callback"]["body"] == LOST
+    assert ledger["state"] == "submitting" and ledger["task_id"] is None, "only the worker writes the ledger"
+    assert ti["store"]["veo_callback"]["task_id"] == LOST["task_id"]
 
 
 def test_rejections_store_nothing(scenario: tuple[dict[str, Any], str]) -> None:
