@@ -54,6 +54,12 @@ def get_provider_info() -> dict:
                         "submissions are never resent once they may have reached the API.",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 1},
                     },
+                    "max_download_mb": {
+                        "label": "Largest video download (MB)",
+                        "description": "Downloads bigger than this (1 MB = 1024 x 1024 bytes) are refused "
+                        "before or while streaming, so a wrong URL cannot fill the disk.",
+                        "schema": {"type": ["number", "null"], "default": 4096, "minimum": 1},
+                    },
                     "get1080p_action": {
                         "label": "1080p fetch action spelling",
                         "description": "How this API spells the 1080p fetch action.",

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 __all__ = [
     "VeoAuthError",
     "VeoBadRequestError",
+    "VeoDownloadTooLarge",
     "VeoError",
     "VeoForbiddenError",
     "VeoInsufficientBalanceError",
@@ -21,6 +22,7 @@ __all__ = [
     "VeoModerationError",
     "VeoNotFoundError",
     "VeoRateLimitError",
+    "VeoRedirectError",
     "VeoServerError",
     "VeoSubmissionUncertain",
     "VeoTransportError",
@@ -226,3 +228,11 @@ def error_from_response(status: int, body: Any, headers: Any = None) -> VeoError
     if cls is VeoRateLimitError:
         kwargs["retry_after"] = _retry_after(headers)
     return cls(text, **kwargs)
+
+
+class VeoDownloadTooLarge(_Final):
+    """A video is bigger than the connection's ``max_download_mb``: refused, not retried."""
+
+
+class VeoRedirectError(_Final):
+    """Too many redirects (a loop or a misconfigured URL): the same request would loop again."""

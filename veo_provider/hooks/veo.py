@@ -7,19 +7,25 @@ Why it looks like this:
 - Everything that exists per waiting job reuses one SSL context, and async calls share one
   client per event loop, so 1,000 waiting triggers cost one client, not 1,000.
 - The token only ever travels in the Authorization header of API calls; it is not in any
-  repr, log line or exception, and it is never sent to video (CDN) URLs.
+  repr, log line or exception, and it is never sent to video (CDN) URLs. The shared clients
+  keep no cookies: one client serves many connections (tokens).
+- Downloads go to a fresh temporary sibling and are renamed into place, capped in size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import http.cookiejar
+import ipaddress
 import json
 import logging
 import os
+import re
 import ssl
+import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +37,10 @@ from airflow.sdk import BaseHook
 
 from veo_provider.exceptions import (
     VeoAuthError,
+    VeoDownloadTooLarge,
     VeoError,
     VeoRateLimitError,
+    VeoRedirectError,
     VeoServerError,
     VeoSubmissionUncertain,
     VeoTransportError,
@@ -60,6 +68,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
 BATCH_SIZE = 50
 _DOWNLOAD_CHUNK = 1024 * 1024
+_MB = 1024 * 1024
+DEFAULT_MAX_DOWNLOAD_MB = 4096.0
+#: More than a CDN or a proxy needs; a loop ends fast with a VeoRedirectError.
+MAX_REDIRECTS = 5
 
 
 @functools.cache
@@ -68,6 +80,21 @@ def shared_ssl_context() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that refuses every cookie: a shared client serves many tokens, and a cookie set on
+    one token's call must never ride along on another's."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _client_options() -> dict[str, Any]:
+    return {
+        "verify": shared_ssl_context(),
+        "follow_redirects": True,
+        "max_redirects": MAX_REDIRECTS,
+        "cookies": _no_cookies(),
+    }
 
 
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
@@ -79,35 +106,93 @@ def shared_async_client() -> httpx.AsyncClient:
     client = _async_clients.get(loop)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
-            verify=shared_ssl_context(),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            follow_redirects=True,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20), **_client_options()
         )
         _async_clients[loop] = client
     return client
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: plain http stays on this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ipv6_literal(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _base_url(conn: Connection) -> str:
-    host = (conn.host or "").strip().rstrip("/")
-    if not host:
+    """The API base URL from the connection's host (and port), parsed by httpx, not by hand.
+
+    Without a scheme a loopback host gets http (emulator, local proxy), any other https.
+    """
+    raw = (conn.host or "").strip()
+    if not raw:
         return DEFAULT_BASE_URL
-    if "://" not in host:
-        local = host.split("/")[0] in ("localhost", "127.0.0.1", "[::1]")
-        host = f"{'http' if local else 'https'}://{host}"
-    if conn.port and not urlsplit(host).port:
-        parts = urlsplit(host)
-        host = f"{parts.scheme}://{parts.hostname}:{conn.port}{parts.path}"
-    return host
+    where = f"The host (Base URL) of the Veo connection {getattr(conn, 'conn_id', None)!r}"
+    if "@" in raw:  # checked on the raw text: a password may hold characters that break parsing
+        raise ValueError(
+            f"{where} must not contain a user name or password (user:password@host): "
+            "put the token in the password field"
+        )
+    if _is_ipv6_literal(raw):
+        raw = f"[{raw}]"
+    has_scheme = bool(_SCHEME.match(raw))
+    try:
+        url = httpx.URL(raw if has_scheme else "//" + raw)
+    except httpx.InvalidURL:
+        url = None
+    if url is None or not url.host or (has_scheme and url.scheme not in ("http", "https")):
+        shown = raw.split("?")[0].split("#")[0]  # a query might hold a key: never echoed
+        raise ValueError(f"{where} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})")
+    if url.query or url.fragment:
+        raise ValueError(f"{where} must be a base URL without query or fragment, such as {DEFAULT_BASE_URL}")
+    if not has_scheme:
+        url = url.copy_with(scheme="http" if _is_loopback(url.host) else "https")
+    if conn.port and url.port is None:
+        url = url.copy_with(port=int(conn.port))
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.raw_path.decode('ascii').rstrip('/')}"
 
 
-def _number(extra: dict[str, Any], key: str, default: float) -> float:
+def _callback_base_url(extra: dict[str, Any]) -> str | None:
+    """The public callback base: https, so the signed callback URLs travel encrypted (loopback may be http)."""
+    raw = str(extra.get("callback_base_url") or "").strip().rstrip("/")
+    if not raw:
+        return None
+    try:
+        url: httpx.URL | None = httpx.URL(raw)
+    except httpx.InvalidURL:
+        url = None
+    if url is not None and url.host and (url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host))):
+        return raw
+    shown = f" (got {raw!r})" if "@" not in raw else ""  # the URL is no secret, user info would be
+    raise ValueError(
+        f"Veo connection extra 'callback_base_url' must be an https:// URL{shown}: use https://… "
+        "(a public TLS endpoint of the api-server), or a loopback http URL for local testing"
+    )
+
+
+def _number(extra: dict[str, Any], key: str, default: float, unit: str = "seconds") -> float:
     value = extra.get(key)
     if value in (None, ""):
         return default
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Veo connection extra {key!r} must be a number of seconds (got {value!r})") from None
+        raise ValueError(f"Veo connection extra {key!r} must be a number of {unit} (got {value!r})") from None
     if number <= 0:
         raise ValueError(f"Veo connection extra {key!r} must be positive (got {value!r})")
     return number
@@ -123,6 +208,7 @@ class VeoSettings:
     connect_timeout: float = 10.0
     submit_timeout: float = 600.0
     max_retries: int = 5
+    max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB
     get1080p_action: str = GET_1080P
     callback_base_url: str | None = None
     callback_secret: str | None = field(default=None, repr=False, compare=False)
@@ -137,8 +223,9 @@ class VeoSettings:
             connect_timeout=_number(extra, "connect_timeout", 10.0),
             submit_timeout=_number(extra, "submit_timeout", 600.0),
             max_retries=max(1, int(_number(extra, "max_retries", 5))),
+            max_download_mb=_number(extra, "max_download_mb", DEFAULT_MAX_DOWNLOAD_MB, unit="MB"),
             get1080p_action=extra.get("get1080p_action") or GET_1080P,
-            callback_base_url=(extra.get("callback_base_url") or "").strip().rstrip("/") or None,
+            callback_base_url=_callback_base_url(extra),
             callback_secret=extra.get("callback_secret") or None,
             callback_secret_previous=extra.get("callback_secret_previous") or None,
         )
@@ -159,9 +246,24 @@ class VeoSettings:
 
 
 def _transport_error(exc: httpx.TransportError, method: str, url: str) -> VeoTransportError:
-    # Only failures before a byte was sent prove the server did not take the request.
+    # Only failures before a byte was sent prove the server did not take the request
+    # (a DNS failure is a ConnectError too).
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     return VeoTransportError(f"{type(exc).__name__} on {method} {url}: {exc or 'no detail'}", sent=sent)
+
+
+def _http_error(exc: httpx.TransportError | httpx.TooManyRedirects, method: str, url: str) -> VeoError:
+    """The VeoError for an httpx failure without an answer (callers never see raw httpx errors)."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return VeoRedirectError(
+            f"{method} {url} was redirected more than {MAX_REDIRECTS} times (a redirect loop?): "
+            "check the URL (for API calls, the Base URL of the Veo connection)"
+        )
+    return _transport_error(exc, method, url)
+
+
+def _never_sent(exc: VeoError) -> bool:
+    return isinstance(exc, VeoTransportError) and not exc.sent
 
 
 def _parse(response: httpx.Response) -> dict[str, Any]:
@@ -285,7 +387,7 @@ class VeoHook(BaseHook):
     def get_conn(self) -> httpx.Client:
         """The hook's one sync client (reused across calls; closed by ``close()``)."""
         if self._client is None or self._client.is_closed:
-            self._client = httpx.Client(verify=shared_ssl_context(), follow_redirects=True)
+            self._client = httpx.Client(**_client_options())
         return self._client
 
     def close(self) -> None:
@@ -325,8 +427,8 @@ class VeoHook(BaseHook):
             response = self.get_conn().post(
                 url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
             )
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, "POST", url) from None
+        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
+            raise _http_error(exc, "POST", url) from None
         return _parse(response)
 
     async def _apost(
@@ -337,8 +439,8 @@ class VeoHook(BaseHook):
             response = await shared_async_client().post(
                 url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
             )
-        except httpx.TransportError as exc:
-            raise _transport_error(exc, "POST", url) from None
+        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
+            raise _http_error(exc, "POST", url) from None
         return _parse(response)
 
     def _call(self, path: str, body: dict[str, Any], *, paid: bool, read: float | None = None) -> dict[str, Any]:
@@ -348,7 +450,8 @@ class VeoHook(BaseHook):
                 with attempt:
                     return self._post(s, path, body, read)
         except (VeoServerError, VeoTransportError) as exc:
-            if paid:
+            # A submission that never left this machine is safe to try again (the task retries).
+            if paid and not _never_sent(exc):
                 raise _uncertain(exc, path) from exc
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -360,7 +463,8 @@ class VeoHook(BaseHook):
                 with attempt:
                     return await self._apost(s, path, body, read)
         except (VeoServerError, VeoTransportError) as exc:
-            if paid:
+            # A submission that never left this machine is safe to try again (the task retries).
+            if paid and not _never_sent(exc):
                 raise _uncertain(exc, path) from exc
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -403,24 +507,33 @@ class VeoHook(BaseHook):
         return self.download(status.video_url, output_path)
 
     def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:
-        target, part = _destination(destination)
+        target, shown = _destination(destination)
+        limit = int(s.max_download_mb * _MB)
+
+        def too_large(size: int, streamed: bool) -> VeoDownloadTooLarge:
+            return VeoDownloadTooLarge(
+                f"The video at {_redact(url)} {'passed' if streamed else 'is'} {size:,} bytes, more than the "
+                f"{s.max_download_mb:g} MB cap ({limit:,} bytes): raise the connection extra max_download_mb "
+                f"of the Veo connection {self.veo_conn_id!r} if videos this large are expected"
+            )
+
         try:
             with self.get_conn().stream("GET", url, timeout=self._timeout(s)) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_response(response.status_code, _json_or_none(response), response.headers)
-                with part.open("wb") as fh:
-                    for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
-                        fh.write(chunk)
-            part.rename(target)
-        except httpx.TransportError as exc:
-            _remove(part)
-            raise _transport_error(exc, "GET", _redact(url)) from None
-        except BaseException:
-            _remove(part)
-            raise
-        log.info("Downloaded %s to %s", _redact(url), target)
-        return str(target)
+                declared = _content_length(response)
+                if declared is not None and declared > limit:
+                    raise too_large(declared, streamed=False)  # before anything is written
+                chunks = _capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large)
+                if isinstance(target, Path):
+                    _write_local(target, chunks)
+                else:
+                    _write_remote(target, chunks)
+        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
+            raise _http_error(exc, "GET", _redact(url)) from None
+        log.info("Downloaded %s to %s", _redact(url), shown)
+        return shown
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a free read (an unknown task id); 401 means the token is wrong."""
@@ -504,20 +617,72 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _destination(destination: Any) -> tuple[Any, Any]:
-    """(final path, temporary sibling) for a local path or an ObjectStoragePath / URL."""
+def _destination(destination: Any) -> tuple[Any, str]:
+    """(where to write, what to report): a local Path (its directory made) or an object-store path."""
     if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
         from airflow.sdk import ObjectStoragePath
 
         destination = ObjectStoragePath(destination)
     elif isinstance(destination, str):
         destination = Path(destination.removeprefix("file://"))
-    if isinstance(destination, os.PathLike) and not hasattr(destination, "fs"):
+    shown = str(destination)
+    if not hasattr(destination, "fs"):
         destination = Path(destination)
+    elif getattr(destination, "protocol", "file") in ("file", "local"):
+        destination = Path(destination.path)  # local: written with O_EXCL, see _write_local
     # Object stores have no directories (and creating one may try to create a bucket).
-    if getattr(destination, "protocol", "file") in ("file", "local"):
+    if isinstance(destination, Path):
         destination.parent.mkdir(parents=True, exist_ok=True)
-    return destination, destination.with_name(destination.name + ".part")
+    return destination, shown
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _capped(chunks: Iterable[bytes], limit: int, too_large: Callable[[int, bool], VeoError]) -> Iterator[bytes]:
+    """The chunks, stopped once they pass ``limit`` bytes (a missing or lying Content-Length)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise too_large(total, True)
+        yield chunk
+
+
+def _write_local(target: Path, chunks: Iterable[bytes]) -> None:
+    """Write to a new hidden sibling, then rename it over the target: the target is whole or absent.
+
+    O_CREAT|O_EXCL makes the file ours alone: never a planted symlink (O_EXCL refuses those too),
+    never another writer's temporary file.
+    """
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _write_remote(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
+    """Write to a unique temporary key beside the target, then move it into place."""
+    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        with tmp.open("wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        tmp.rename(target)
+    except BaseException:
+        _remove(tmp)
+        raise
 
 
 def _remove(path: Any) -> None:
