@@ -52,17 +52,6 @@ def err(status: int, code: str, message: str = "boom", **headers: str) -> httpx.
     return httpx.Response(status, json=body, headers=headers)
 
 
-@pytest.fixture
-def hook(veo_conn) -> VeoHook:
-    return VeoHook(retry_wait_initial=0.01, retry_wait_max=0.05)
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
 # --------------------------------------------------------------------------- error mapping
 
 

@@ -13,7 +13,7 @@ import respx
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.conftest import BASE_URL, SECRET_TOKEN
+from tests.conftest import SECRET_TOKEN
 from tests.hooks.test_veo import ASYNC_TEXT, _Iter
 from veo_provider.exceptions import (
     VeoDownloadTooLarge,
@@ -26,17 +26,6 @@ from veo_provider.hooks.veo import DEFAULT_BASE_URL, VeoHook, VeoSettings
 
 CDN = "https://cdn.example/v.mp4"
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def hook(veo_conn) -> VeoHook:
-    return VeoHook(retry_wait_initial=0.01, retry_wait_max=0.05)
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
 
 
 def _files(directory: Path) -> list[str]:
