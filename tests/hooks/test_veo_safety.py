@@ -22,7 +22,8 @@ from veo_provider.exceptions import (
     VeoSubmissionUncertain,
     VeoTransportError,
 )
-from veo_provider.hooks.veo import DEFAULT_BASE_URL, VeoHook, VeoSettings
+from veo_provider.hooks.veo import VeoHook
+from veo_provider.settings import DEFAULT_BASE_URL, VeoSettings
 
 CDN = "https://cdn.example/v.mp4"
 MB = 1024 * 1024

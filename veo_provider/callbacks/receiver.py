@@ -37,6 +37,7 @@ from veo_provider.callbacks.signing import (
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH, CallbackDelivery, LedgerEntry, VeoEvent
 from veo_provider.models.responses import TaskStatus, VeoResult, decide_state
+from veo_provider.settings import callback_secrets
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -315,11 +316,9 @@ class AirflowCallbackSink(CallbackSink):
         from airflow.models.connection import Connection
 
         try:
-            extra = Connection.get_connection_from_secrets(conn_id).extra_dejson
+            return callback_secrets(Connection.get_connection_from_secrets(conn_id).extra_dejson)
         except AirflowNotFoundException:
             return []
-        values = (extra.get("callback_secret"), extra.get("callback_secret_previous"))
-        return [v for v in values if isinstance(v, str) and v]
 
     @contextlib.contextmanager
     def transaction(self, target: CallbackTarget) -> Iterator[_Tx]:

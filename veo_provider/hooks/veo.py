@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.cookiejar
-import ipaddress
 import json
 import logging
 import os
-import re
 import ssl
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -47,7 +44,6 @@ from veo_provider.exceptions import (
     error_from_response,
 )
 from veo_provider.models import (
-    GET_1080P,
     Submission,
     TaskBatch,
     TaskRecord,
@@ -56,6 +52,7 @@ from veo_provider.models import (
     VeoResult,
     VideosRequest,
 )
+from veo_provider.settings import VeoSettings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -65,11 +62,9 @@ __all__ = ["VeoHook", "VeoSettings"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.acedata.cloud"
 BATCH_SIZE = 50
 _DOWNLOAD_CHUNK = 1024 * 1024
 _MB = 1024 * 1024
-DEFAULT_MAX_DOWNLOAD_MB = 4096.0
 #: More than a CDN or a proxy needs; a loop ends fast with a VeoRedirectError.
 MAX_REDIRECTS = 5
 
@@ -110,136 +105,6 @@ def shared_async_client() -> httpx.AsyncClient:
         )
         _async_clients[loop] = client
     return client
-
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def _is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1: plain http stays on this machine."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_ipv6_literal(host: str) -> bool:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _base_url(conn: Connection) -> str:
-    """The API base URL from the connection's host (and port), parsed by httpx, not by hand.
-
-    Without a scheme a loopback host gets http (emulator, local proxy), any other https.
-    """
-    raw = (conn.host or "").strip()
-    if not raw:
-        return DEFAULT_BASE_URL
-    where = f"The host (Base URL) of the Veo connection {getattr(conn, 'conn_id', None)!r}"
-    if "@" in raw:  # checked on the raw text: a password may hold characters that break parsing
-        raise ValueError(
-            f"{where} must not contain a user name or password (user:password@host): "
-            "put the token in the password field"
-        )
-    if _is_ipv6_literal(raw):
-        raw = f"[{raw}]"
-    has_scheme = bool(_SCHEME.match(raw))
-    try:
-        url = httpx.URL(raw if has_scheme else "//" + raw)
-    except httpx.InvalidURL:
-        url = None
-    if url is None or not url.host or (has_scheme and url.scheme not in ("http", "https")):
-        shown = raw.split("?")[0].split("#")[0]  # a query might hold a key: never echoed
-        raise ValueError(f"{where} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})")
-    if url.query or url.fragment:
-        raise ValueError(f"{where} must be a base URL without query or fragment, such as {DEFAULT_BASE_URL}")
-    if not has_scheme:
-        url = url.copy_with(scheme="http" if _is_loopback(url.host) else "https")
-    if conn.port and url.port is None:
-        url = url.copy_with(port=int(conn.port))
-    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.raw_path.decode('ascii').rstrip('/')}"
-
-
-def _callback_base_url(extra: dict[str, Any]) -> str | None:
-    """The public callback base: https, so the signed callback URLs travel encrypted (loopback may be http)."""
-    raw = str(extra.get("callback_base_url") or "").strip().rstrip("/")
-    if not raw:
-        return None
-    try:
-        url: httpx.URL | None = httpx.URL(raw)
-    except httpx.InvalidURL:
-        url = None
-    if url is not None and url.host and (url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host))):
-        return raw
-    shown = f" (got {raw!r})" if "@" not in raw else ""  # the URL is no secret, user info would be
-    raise ValueError(
-        f"Veo connection extra 'callback_base_url' must be an https:// URL{shown}: use https://… "
-        "(a public TLS endpoint of the api-server), or a loopback http URL for local testing"
-    )
-
-
-def _number(extra: dict[str, Any], key: str, default: float, unit: str = "seconds") -> float:
-    value = extra.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Veo connection extra {key!r} must be a number of {unit} (got {value!r})") from None
-    if number <= 0:
-        raise ValueError(f"Veo connection extra {key!r} must be positive (got {value!r})")
-    return number
-
-
-@dataclass(frozen=True)
-class VeoSettings:
-    """What the hook needs from the connection; the token is excluded from repr and equality."""
-
-    base_url: str = DEFAULT_BASE_URL
-    token: str = field(default="", repr=False, compare=False)
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    submit_timeout: float = 600.0
-    max_retries: int = 5
-    max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB
-    get1080p_action: str = GET_1080P
-    callback_base_url: str | None = None
-    callback_secret: str | None = field(default=None, repr=False, compare=False)
-    callback_secret_previous: str | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_connection(cls, conn: Connection, extra: dict[str, Any]) -> VeoSettings:
-        return cls(
-            base_url=_base_url(conn),
-            token=(conn.password or extra.get("token") or "").strip(),
-            timeout=_number(extra, "timeout", 30.0),
-            connect_timeout=_number(extra, "connect_timeout", 10.0),
-            submit_timeout=_number(extra, "submit_timeout", 600.0),
-            max_retries=max(1, int(_number(extra, "max_retries", 5))),
-            max_download_mb=_number(extra, "max_download_mb", DEFAULT_MAX_DOWNLOAD_MB, unit="MB"),
-            get1080p_action=extra.get("get1080p_action") or GET_1080P,
-            callback_base_url=_callback_base_url(extra),
-            callback_secret=extra.get("callback_secret") or None,
-            callback_secret_previous=extra.get("callback_secret_previous") or None,
-        )
-
-    def headers(self, conn_id: str) -> dict[str, str]:
-        if not self.token:
-            raise VeoAuthError(
-                f"The Veo connection {conn_id!r} has no API token: put the AceData Cloud token in its password"
-            )
-        return {
-            "accept": "application/json",
-            "authorization": f"Bearer {self.token}",
-            "content-type": "application/json",
-        }
 
 
 # ------------------------------------------------------------------------- shared HTTP logic

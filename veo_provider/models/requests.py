@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from veo_provider.settings import GET_1080P
+
 #: Models the API documents (old guide + current spec). Other names are sent as given, so a
 #: model released tomorrow works today; they must look like a model name (lowercase, digits,
 #: ``-``, ``.``, ``_``) so that a typo such as ``"Veo 3"`` is caught before paying.
@@ -22,7 +24,6 @@ KNOWN_MODELS: frozenset[str] = frozenset(
 )
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
-GET_1080P = "get1080p"
 #: Spellings users may write for an action, mapped to our canonical name.
 ACTION_ALIASES: dict[str, str] = {"get_1080p": GET_1080P, "get1080p": GET_1080P}
 VIDEO_ACTIONS = ("text2video", "image2video", "ingredients2video", GET_1080P)
