@@ -135,6 +135,8 @@ class AirflowCluster:
             )
         self.env.pop("PYTEST_CURRENT_TEST", None)
         self._token: str | None = None
+        #: A port with no API behind it until a test starts one (connection ``veo_late``).
+        self.late_port: int | None = None
 
     # ----------------------------------------------------------------------------- lifecycle
 

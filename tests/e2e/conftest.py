@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import AirflowCluster, postgres_unavailable, redis_unavailable
+from tests.e2e.cluster import AirflowCluster, free_port, postgres_unavailable, redis_unavailable
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +41,12 @@ def cluster(request, tmp_path_factory, e2e_emulator):
         **conn,
         "extra": {"callback_base_url": f"{cluster.url}/veo", "callback_secret": CALLBACK_SECRET},
     }
+    # An API that is not there yet: tests start an emulator on this port when they want it up.
+    cluster.late_port = free_port()
+    late_conn = {**conn, "host": f"http://127.0.0.1:{cluster.late_port}"}
     cluster.env.update(
         {
+            "AIRFLOW_CONN_VEO_LATE": json.dumps(late_conn),
             "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn),
             "AIRFLOW_CONN_VEO_CALLBACK": json.dumps(callback_conn),
             "VEO_OUTPUT_DIR": str(base / "videos"),

@@ -57,3 +57,31 @@ with _dag("veo_e2e_callback_safety_net", retries=2):
         safety_poll_interval=2,
         timeout=120,
     )
+
+
+def _bare_dag(dag_id: str) -> DAG:
+    """No retries, no retry_delay anywhere: what a user who never heard of the resume race writes."""
+    return DAG(dag_id, schedule=None, start_date=datetime(2025, 1, 1), catchup=False)
+
+
+# Callback mode, three mapped tasks, no retries set: the operator's default retries cover
+# Airflow's resume race (apache/airflow#66374).
+with _bare_dag("veo_e2e_no_retries"):
+    VeoOperator.partial(
+        task_id="generate", model="veo3", veo_conn_id="veo_callback", wait_mode="callback", timeout=120
+    ).expand(prompt=["a red kite", "a blue kite", "a green kite"])
+
+# execution_timeout is honoured while deferred; the retry resumes the same job.
+with _bare_dag("veo_e2e_execution_timeout"):
+    VeoOperator(
+        task_id="generate",
+        prompt="a slow sunrise, {{ run_id }}",
+        model="veo3",
+        execution_timeout=timedelta(seconds=8),
+        timeout=600,
+        **FAST,
+    )
+
+# The API refuses connections at first (connection veo_late points at a port nobody listens on yet).
+with _bare_dag("veo_e2e_api_down"):
+    VeoOperator(task_id="generate", prompt="a lighthouse, {{ run_id }}", model="veo3", veo_conn_id="veo_late", **FAST)
