@@ -14,17 +14,10 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import http.cookiejar
 import json
 import logging
 import os
-import ssl
-import uuid
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -43,6 +36,8 @@ from veo_provider.exceptions import (
     VeoTransportError,
     error_from_response,
 )
+from veo_provider.hooks import files
+from veo_provider.hooks.clients import MAX_REDIRECTS, client_options, shared_async_client
 from veo_provider.models import (
     Submission,
     TaskBatch,
@@ -65,48 +60,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 50
 _DOWNLOAD_CHUNK = 1024 * 1024
 _MB = 1024 * 1024
-#: More than a CDN or a proxy needs; a loop ends fast with a VeoRedirectError.
-MAX_REDIRECTS = 5
-
-
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context per process: building one costs ~0.8 MB and ~23 ms CPU."""
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-def _no_cookies() -> http.cookiejar.CookieJar:
-    """A jar that refuses every cookie: a shared client serves many tokens, and a cookie set on
-    one token's call must never ride along on another's."""
-    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-def _client_options() -> dict[str, Any]:
-    return {
-        "verify": shared_ssl_context(),
-        "follow_redirects": True,
-        "max_redirects": MAX_REDIRECTS,
-        "cookies": _no_cookies(),
-    }
-
-
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-
-
-def shared_async_client() -> httpx.AsyncClient:
-    """The event loop's one AsyncClient (all triggers in a triggerer share it)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20), **_client_options()
-        )
-        _async_clients[loop] = client
-    return client
-
-
 # ------------------------------------------------------------------------- shared HTTP logic
 
 
@@ -252,7 +205,7 @@ class VeoHook(BaseHook):
     def get_conn(self) -> httpx.Client:
         """The hook's one sync client (reused across calls; closed by ``close()``)."""
         if self._client is None or self._client.is_closed:
-            self._client = httpx.Client(**_client_options())
+            self._client = httpx.Client(**client_options())
         return self._client
 
     def close(self) -> None:
@@ -372,7 +325,7 @@ class VeoHook(BaseHook):
         return self.download(status.video_url, output_path)
 
     def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:
-        target, shown = _destination(destination)
+        target, shown = files.destination(destination)
         limit = int(s.max_download_mb * _MB)
 
         def too_large(size: int, streamed: bool) -> VeoDownloadTooLarge:
@@ -387,14 +340,10 @@ class VeoHook(BaseHook):
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_response(response.status_code, _json_or_none(response), response.headers)
-                declared = _content_length(response)
+                declared = files.content_length(response.headers)
                 if declared is not None and declared > limit:
                     raise too_large(declared, streamed=False)  # before anything is written
-                chunks = _capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large)
-                if isinstance(target, Path):
-                    _write_local(target, chunks)
-                else:
-                    _write_remote(target, chunks)
+                files.write(target, files.capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large))
         except (httpx.TransportError, httpx.TooManyRedirects) as exc:
             raise _http_error(exc, "GET", _redact(url)) from None
         log.info("Downloaded %s to %s", _redact(url), shown)
@@ -480,78 +429,3 @@ def _json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def _destination(destination: Any) -> tuple[Any, str]:
-    """(where to write, what to report): a local Path (its directory made) or an object-store path."""
-    if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
-
-        destination = ObjectStoragePath(destination)
-    elif isinstance(destination, str):
-        destination = Path(destination.removeprefix("file://"))
-    shown = str(destination)
-    if not hasattr(destination, "fs"):
-        destination = Path(destination)
-    elif getattr(destination, "protocol", "file") in ("file", "local"):
-        destination = Path(destination.path)  # local: written with O_EXCL, see _write_local
-    # Object stores have no directories (and creating one may try to create a bucket).
-    if isinstance(destination, Path):
-        destination.parent.mkdir(parents=True, exist_ok=True)
-    return destination, shown
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    try:
-        return int(response.headers["content-length"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _capped(chunks: Iterable[bytes], limit: int, too_large: Callable[[int, bool], VeoError]) -> Iterator[bytes]:
-    """The chunks, stopped once they pass ``limit`` bytes (a missing or lying Content-Length)."""
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise too_large(total, True)
-        yield chunk
-
-
-def _write_local(target: Path, chunks: Iterable[bytes]) -> None:
-    """Write to a new hidden sibling, then rename it over the target: the target is whole or absent.
-
-    O_CREAT|O_EXCL makes the file ours alone: never a planted symlink (O_EXCL refuses those too),
-    never another writer's temporary file.
-    """
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _write_remote(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
-    """Write to a unique temporary key beside the target, then move it into place."""
-    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
-    try:
-        with tmp.open("wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        tmp.rename(target)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _remove(path: Any) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except Exception:  # pragma: no cover - cleanup must never hide the real error
-        log.warning("Could not remove partial download %s", path)

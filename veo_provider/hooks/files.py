@@ -1,0 +1,105 @@
+"""Where a downloaded video lands: a fresh temporary sibling moved into place, capped in size.
+
+No HTTP here (the hook streams); only files, so the target is always whole or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk.io.path import ObjectStoragePath
+
+    from veo_provider.exceptions import VeoError
+
+__all__ = ["capped", "content_length", "destination", "write"]
+
+log = logging.getLogger(__name__)
+
+
+def destination(destination: Any) -> tuple[Any, str]:
+    """(where to write, what to report): a local Path (its directory made) or an object-store path."""
+    if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        destination = ObjectStoragePath(destination)
+    elif isinstance(destination, str):
+        destination = Path(destination.removeprefix("file://"))
+    shown = str(destination)
+    if not hasattr(destination, "fs"):
+        destination = Path(destination)
+    elif getattr(destination, "protocol", "file") in ("file", "local"):
+        destination = Path(destination.path)  # local: written with O_EXCL, see _write_local
+    # Object stores have no directories (and creating one may try to create a bucket).
+    if isinstance(destination, Path):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    return destination, shown
+
+
+def content_length(headers: Any) -> int | None:
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def capped(chunks: Iterable[bytes], limit: int, too_large: Callable[[int, bool], VeoError]) -> Iterator[bytes]:
+    """The chunks, stopped once they pass ``limit`` bytes (a missing or lying Content-Length)."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise too_large(total, True)
+        yield chunk
+
+
+def write(target: Any, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to ``target`` (a local Path or an object-store path) all or nothing."""
+    if isinstance(target, Path):
+        _write_local(target, chunks)
+    else:
+        _write_remote(target, chunks)
+
+
+def _write_local(target: Path, chunks: Iterable[bytes]) -> None:
+    """Write to a new hidden sibling, then rename it over the target: the target is whole or absent.
+
+    O_CREAT|O_EXCL makes the file ours alone: never a planted symlink (O_EXCL refuses those too),
+    never another writer's temporary file.
+    """
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _write_remote(target: ObjectStoragePath, chunks: Iterable[bytes]) -> None:
+    """Write to a unique temporary key beside the target, then move it into place."""
+    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+    try:
+        with tmp.open("wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        tmp.rename(target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Any) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except Exception:  # pragma: no cover - cleanup must never hide the real error
+        log.warning("Could not remove partial download %s", path)
