@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
+    "HOW_TO_RESOLVE",
     "VeoAuthError",
     "VeoBadRequestError",
     "VeoDownloadTooLarge",
@@ -27,6 +28,7 @@ __all__ = [
     "VeoSubmissionUncertain",
     "VeoTransportError",
     "error_from_response",
+    "uncertain_message",
 ]
 
 
@@ -236,3 +238,19 @@ class VeoDownloadTooLarge(_Final):
 
 class VeoRedirectError(_Final):
     """Too many redirects (a loop or a misconfigured URL): the same request would loop again."""
+
+
+HOW_TO_RESOLVE = (
+    "To resolve: look for the job in the AceData Cloud console; if none exists, clear this task with "
+    "on_uncertain_submission='resubmit' (or delete its task state key 'veo_submission'); with "
+    "wait_mode='callback' the job's callback finds it automatically."
+)
+
+
+def uncertain_message(submission_key: str, at: str) -> str:
+    """What is uncertain about a submission whose answer was lost (the job may exist)."""
+    return (
+        f"An earlier submission of this task (submission key {submission_key}, at {at}) may have "
+        "created a Veo job whose task id never reached Airflow. It was not resubmitted, to avoid "
+        "paying twice."
+    )

@@ -13,6 +13,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 __all__ = [
@@ -56,6 +57,12 @@ class CallbackTarget:
     submission_key: str
     conn_id: str
     expires_at: int
+
+    @classmethod
+    def of_task_instance(cls, ti: Any, submission_key: str, conn_id: str, expires_at: int) -> CallbackTarget:
+        """The target of a running task instance (Airflow's ``context["ti"]``)."""
+        map_index = -1 if ti.map_index is None else int(ti.map_index)
+        return cls(ti.dag_id, ti.run_id, ti.task_id, map_index, submission_key, conn_id, expires_at)
 
 
 class CallbackRejected(Exception):

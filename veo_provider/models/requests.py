@@ -264,3 +264,42 @@ def build_request(endpoint: str, **fields: Any) -> VeoRequest:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})  # type: ignore[return-value]
     except ValidationError as exc:
         raise VeoRequestError(_format_errors(exc)) from None
+
+
+#: Operator arguments that are request fields (the rest say how to wait and where to write).
+REQUEST_ARGUMENTS = (
+    "action",
+    "model",
+    "prompt",
+    "image_urls",
+    "video_id",
+    "resolution",
+    "aspect_ratio",
+    "translation",
+    "motion_type",
+    "image_mask",
+)
+
+
+def request_from_arguments(
+    endpoint: str, arguments: dict[str, Any], extra_body: dict[str, Any] | None = None
+) -> VeoRequest:
+    """The request an operator's rendered arguments ask for; VeoRequestError names what is wrong.
+
+    An argument the endpoint does not take is refused (it would be silently dropped otherwise);
+    ``extra_body`` passes new API fields through but never overrides an explicit argument.
+    """
+    explicit = {k: v for k, v in arguments.items() if v is not None}
+    if endpoint == "videos":
+        explicit.setdefault("action", "text2video")
+    if isinstance(explicit.get("image_urls"), str):
+        explicit["image_urls"] = [explicit["image_urls"]]
+    model = ENDPOINTS.get(endpoint)
+    if model is not None and (unused := sorted(set(explicit) - set(model.model_fields))):
+        raise VeoRequestError(
+            [
+                f"{', '.join(unused)} not taken by endpoint {endpoint!r}: remove them, "
+                "or choose the endpoint that takes them"
+            ]
+        )
+    return build_request(endpoint, **{**(extra_body or {}), **explicit})

@@ -5,30 +5,40 @@ Import stays cheap at DAG-parse time: the hook (httpx) and the trigger are impor
 
 from __future__ import annotations
 
-import asyncio
 import time
-import warnings
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import (
-    ENDPOINTS,
     KNOWN_MODELS,
     TaskState,
     TaskStatus,
     VeoEvent,
     VeoRequest,
     VeoRequestError,
-    build_request,
     decide_state,
     result_to_xcom,
+)
+from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
+from veo_provider.waiting import (
+    CALLBACK_FIRST_CHECK,
+    CALLBACK_GRACE,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    check_wait_arguments,
+    finished,
+    poll_outcome,
+    run_here,
+    timeout_error,
+    wait_deadline,
 )
 
 if TYPE_CHECKING:
@@ -37,18 +47,6 @@ if TYPE_CHECKING:
     from veo_provider.hooks.veo import VeoHook
 
 __all__ = ["VeoOperator"]
-
-WAIT_MODES = ("auto", "poll", "callback")
-#: Callback URLs stay valid this long after the task's own timeout (late deliveries still count).
-CALLBACK_GRACE = 24 * 3600
-#: In callback mode, seconds after deferral of the one early check (then only the safety net).
-CALLBACK_FIRST_CHECK = 10.0
-ON_UNCERTAIN = ("fail", "resubmit")
-#: Retries are free here (the ledger resumes the same job, never pays again) and they are the
-#: cover for Airflow's resume race (apache/airflow#66374, #67287, #72716), so Veo tasks retry
-#: unless the task or ``default_args`` say otherwise (or ``[core] default_task_retries`` asks more).
-DEFAULT_RETRIES = max(2, conf.getint("core", "default_task_retries", fallback=0))
-DEFAULT_RETRY_DELAY = timedelta(seconds=30)
 
 
 class VeoOperator(BaseOperator):
@@ -106,22 +104,7 @@ class VeoOperator(BaseOperator):
     complete_at, model, action, output_path.
     """
 
-    template_fields: Sequence[str] = (
-        "endpoint",
-        "action",
-        "model",
-        "prompt",
-        "image_urls",
-        "video_id",
-        "resolution",
-        "aspect_ratio",
-        "translation",
-        "motion_type",
-        "image_mask",
-        "extra_body",
-        "output_path",
-        "veo_conn_id",
-    )
+    template_fields: Sequence[str] = ("endpoint", *REQUEST_ARGUMENTS, "extra_body", "output_path", "veo_conn_id")
     template_fields_renderers = {"extra_body": "json", "prompt": "md"}
     operator_extra_links = (VeoVideoLink(),)
     ui_color = "#e8f0fe"
@@ -158,19 +141,14 @@ class VeoOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
-        if wait_mode not in WAIT_MODES:
-            raise ValueError(f"wait_mode {wait_mode!r} is unknown: use one of {', '.join(WAIT_MODES)}")
-        if on_uncertain_submission not in ON_UNCERTAIN:
-            raise ValueError(
-                f"on_uncertain_submission {on_uncertain_submission!r} is unknown: use 'fail' or 'resubmit'"
-            )
-        for name, value in (
-            ("poll_interval", poll_interval),
-            ("timeout", timeout),
-            ("safety_poll_interval", safety_poll_interval),
-        ):
-            if value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds (got {value!r})")
+        check_wait_arguments(
+            wait_mode=wait_mode,
+            on_uncertain_submission=on_uncertain_submission,
+            confirm_callback=confirm_callback,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            safety_poll_interval=safety_poll_interval,
+        )
         if isinstance(image_urls, str):
             image_urls = [image_urls]
         self.endpoint = endpoint
@@ -195,41 +173,15 @@ class VeoOperator(BaseOperator):
         self.reuse_existing_job = reuse_existing_job
         self.on_uncertain_submission = on_uncertain_submission
         self.wait_mode = wait_mode
-        if not confirm_callback:
-            warnings.warn(
-                "VeoOperator(confirm_callback=False) is ignored: callbacks only wake the task, which then "
-                "reads the job's state from the API",
-                DeprecationWarning,
-                stacklevel=2,
-            )
         self.safety_poll_interval = safety_poll_interval
 
     # ------------------------------------------------------------------------------ request
 
     def build_request(self) -> VeoRequest:
         """Validate the rendered arguments; a bad request fails here, before any paid call."""
-        explicit = {
-            "action": self.action or ("text2video" if self.endpoint == "videos" else None),
-            "model": self.model,
-            "prompt": self.prompt,
-            "image_urls": [self.image_urls] if isinstance(self.image_urls, str) else self.image_urls,
-            "video_id": self.video_id,
-            "resolution": self.resolution,
-            "aspect_ratio": self.aspect_ratio,
-            "translation": self.translation,
-            "motion_type": self.motion_type,
-            "image_mask": self.image_mask,
-        }
-        explicit = {k: v for k, v in explicit.items() if v is not None}
-        model = ENDPOINTS.get(self.endpoint)
-        if model is not None and (unused := sorted(set(explicit) - set(model.model_fields))):
-            raise AirflowFailException(
-                f"Invalid Veo request: {', '.join(unused)} not taken by endpoint {self.endpoint!r}: remove "
-                "them, or choose the endpoint that takes them"
-            )
-        fields = {**(self.extra_body or {}), **explicit}
+        arguments = {name: getattr(self, name) for name in REQUEST_ARGUMENTS}
         try:
-            return build_request(self.endpoint, **fields)
+            return request_from_arguments(self.endpoint, arguments, self.extra_body)
         except VeoRequestError as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -333,9 +285,9 @@ class VeoOperator(BaseOperator):
             )
             return self._submit(context, ledger, request, mode, asked)
         if mode == "callback":
-            self.log.warning("%s Waiting for its callback.", _uncertain_message(entry))
+            self.log.warning("%s Waiting for its callback.", uncertain_message(entry.key, entry.at))
             return self._wait(context, entry, mode)
-        raise AirflowFailException(f"{_uncertain_message(entry)} {HOW_TO_RESOLVE}")
+        raise AirflowFailException(f"{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}")
 
     def _claimed_job(
         self, ledger: Ledger, entry: LedgerEntry, veo_task_id: str | None
@@ -377,7 +329,7 @@ class VeoOperator(BaseOperator):
                 # The URL carries our key: if the job exists, its callback tells us its id.
                 self.log.warning("%s Waiting for the job's callback (submission key %s).", exc, key)
                 return self._wait(context, entry, mode)
-            raise AirflowFailException(f"{exc}\n{_uncertain_message(entry)} {HOW_TO_RESOLVE}") from exc
+            raise AirflowFailException(f"{exc}\n{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}") from exc
         except VeoError:
             # Refused, or provably never sent (connect failure): nothing was created, nothing paid,
             # so Airflow's own retry may submit again.
@@ -401,18 +353,10 @@ class VeoOperator(BaseOperator):
     def _callback_url(self, context: Context, key: str) -> str:
         from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
 
-        ti = context["ti"]
         s = self.hook.settings
         assert s.callback_base_url and s.callback_secret
-        target = CallbackTarget(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=-1 if ti.map_index is None else ti.map_index,
-            submission_key=key,
-            conn_id=self.veo_conn_id,
-            expires_at=int(time.time() + self.timeout + CALLBACK_GRACE),
-        )
+        expires_at = int(time.time() + self.timeout + CALLBACK_GRACE)
+        target = CallbackTarget.of_task_instance(context["ti"], key, self.veo_conn_id, expires_at)
         return sign_callback_url(s.callback_base_url, target, s.callback_secret)
 
     def _continue(
@@ -426,28 +370,13 @@ class VeoOperator(BaseOperator):
     ) -> Any:
         """Finish now if the job is done, else wait for it (until ``deadline`` when one is running)."""
         assert entry.veo_task_id is not None
-        if status.state is TaskState.SUCCEEDED:
+        if finished(status, entry.veo_task_id) is not None:
             return self._finish(context, status)
-        if status.state is TaskState.FAILED:
-            from veo_provider.exceptions import VeoJobFailedError
-
-            raise VeoJobFailedError.of(entry.veo_task_id, status.error_code, status.error_message, status.trace_id)
         if not self.wait_for_completion:
             status.task_id = status.task_id or entry.veo_task_id
             status.trace_id = status.trace_id or entry.trace_id
             return self._xcom(status)
         return self._wait(context, entry, mode, deadline)
-
-    def _deadline(self, context: Context, now: float, deadline: float | None) -> float:
-        """``timeout`` from now (or the running wait's deadline), capped by the try's ``execution_timeout``.
-
-        Airflow 3.3 does not apply ``execution_timeout`` to deferrals (apache/airflow#69678).
-        """
-        end = now + self.timeout if deadline is None else deadline
-        start = _try_start(context)
-        if self.execution_timeout is not None and start is not None:
-            end = min(end, start + self.execution_timeout.total_seconds())
-        return end
 
     def _wait(self, context: Context, entry: LedgerEntry, mode: str, deadline: float | None = None) -> Any:
         """Defer on the trigger, or (``deferrable=False``) run the very same loop here."""
@@ -455,7 +384,7 @@ class VeoOperator(BaseOperator):
 
         now = time.time()
         callback = mode == "callback"
-        end = self._deadline(context, now, deadline)
+        end = wait_deadline(context, now, self.timeout, self.execution_timeout, deadline)
         trigger = VeoTrigger(
             conn_id=self.veo_conn_id,
             task_id=entry.veo_task_id,
@@ -473,7 +402,7 @@ class VeoOperator(BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=max(end - now, 0.0) + 60),
             )
-        return self.execute_complete(context, asyncio.run(trigger.wait()))
+        return self.execute_complete(context, run_here(trigger))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Turn the trigger's (or the callback receiver's) event into the task's result or a clear failure."""
@@ -481,15 +410,9 @@ class VeoOperator(BaseOperator):
         self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
         if ev.source == "callback":
             return self._woken_by_callback(context, ev)
-        if ev.status == "timeout":
-            raise self._timeout_error(context, ev)
-        if ev.status == "error":
-            raise AirflowFailException(f"Waiting for Veo job {ev.veo_task_id} failed: {ev.error_message}")
-        status = ev.job_status()
-        if status.state is not TaskState.SUCCEEDED:
-            from veo_provider.exceptions import VeoJobFailedError
-
-            raise VeoJobFailedError.of(ev.veo_task_id, status.error_code, status.error_message, status.trace_id)
+        status = poll_outcome(ev)
+        if status is None:
+            raise timeout_error(context, ev, self.timeout, self.execution_timeout)
         return self._finish(context, status)
 
     def _woken_by_callback(self, context: Context, ev: VeoEvent) -> Any:
@@ -519,50 +442,8 @@ class VeoOperator(BaseOperator):
             )
         return self._continue(context, ledger, entry, status, "callback", ev.deadline)
 
-    def _timeout_error(self, context: Context, ev: VeoEvent) -> BaseException:
-        start = _try_start(context)
-        if self.execution_timeout is not None and start is not None:
-            limit = start + self.execution_timeout.total_seconds()
-            if limit <= (ev.deadline if ev.deadline is not None else time.time()) + 1:
-                return AirflowTaskTimeout(
-                    f"Veo job {ev.veo_task_id or '(submission ' + str(ev.submission_key) + ')'} did not finish "
-                    f"within execution_timeout={self.execution_timeout}. A retry resumes waiting on the same "
-                    "job; it does not pay again."
-                )
-        if ev.veo_task_id is None:
-            return AirflowException(
-                f"No callback came within timeout={self.timeout:.0f}s for the submission whose answer was lost "
-                f"(submission key {ev.submission_key}). It may not have created a job. {HOW_TO_RESOLVE}"
-            )
-        return AirflowException(
-            f"Veo job {ev.veo_task_id} did not finish within timeout={self.timeout:.0f}s "
-            f"(last seen: {ev.last_state or 'unknown'}). A retry of this task resumes "
-            "waiting on the same job; it does not pay again."
-        )
-
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
         return self._xcom(status, self.hook.save_video(status, self.output_path))
 
     def _xcom(self, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
         return result_to_xcom(status, model=self.model, action=self.action, output_path=output_path)
-
-
-def _try_start(context: Context) -> float | None:
-    """When this try started (kept across deferrals), as UNIX time."""
-    start = getattr(context.get("ti"), "start_date", None)
-    return start.timestamp() if isinstance(start, datetime) else None
-
-
-HOW_TO_RESOLVE = (
-    "To resolve: look for the job in the AceData Cloud console; if none exists, clear this task with "
-    "on_uncertain_submission='resubmit' (or delete its task state key 'veo_submission'); with "
-    "wait_mode='callback' the job's callback finds it automatically."
-)
-
-
-def _uncertain_message(entry: LedgerEntry) -> str:
-    return (
-        f"An earlier submission of this task (submission key {entry.key}, at {entry.at}) may have "
-        "created a Veo job whose task id never reached Airflow. It was not resubmitted, to avoid "
-        "paying twice."
-    )

@@ -12,8 +12,8 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from veo_provider.links import VeoVideoLink
-from veo_provider.models import TaskState, TaskStatus, VeoEvent, decide_state, result_to_xcom
-from veo_provider.operators.veo import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from veo_provider.models import TaskStatus, VeoEvent, decide_state, result_to_xcom
+from veo_provider.waiting import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, finished, poll_outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -86,32 +86,20 @@ class VeoSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        from veo_provider.exceptions import VeoJobFailedError
-
         status = decide_state(self.hook.get_task(self.veo_task_id))
         self.log.info("Veo task %s is %s", self.veo_task_id, status.state.value)
-        if status.state is TaskState.FAILED:
-            raise VeoJobFailedError.of(self.veo_task_id, status.error_code, status.error_message, status.trace_id)
-        if status.state is TaskState.SUCCEEDED:
+        if finished(status, self.veo_task_id) is not None:
             return PokeReturnValue(is_done=True, xcom_value=self._result(status))
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from veo_provider.exceptions import VeoJobFailedError
-
         ev = VeoEvent.read(event)
-        if ev.status == "timeout":
+        status = poll_outcome(ev)
+        if status is None:
             raise AirflowSensorTimeout(
                 f"Veo task {self.veo_task_id} did not finish within timeout={self.timeout}s "
                 f"(last seen: {ev.last_state or 'unknown'})"
             )
-        if ev.status == "error":
-            raise AirflowFailException(f"Waiting for Veo job {self.veo_task_id} failed: {ev.error_message}")
-        status = ev.job_status()
-        if status.state is not TaskState.SUCCEEDED:
-            raise VeoJobFailedError.of(self.veo_task_id, status.error_code, status.error_message, status.trace_id)
         return self._result(status)
 
     def _result(self, status: TaskStatus) -> dict[str, Any]:
