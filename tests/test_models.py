@@ -163,7 +163,7 @@ def test_failure_carries_code_and_reason():
             "response": {"success": False, "task_id": "t", "error": {"code": "forbidden", "message": "moderation"}},
         }
     )
-    assert (status.error_code, status.error_message, status.task_id, status.trace_id) == (
+    assert (status.error_code, status.error_message, status.veo_task_id, status.trace_id) == (
         "forbidden",
         "moderation",
         "t",

@@ -77,7 +77,7 @@ def finished(status: TaskStatus, veo_task_id: str | None) -> TaskStatus | None:
         from veo_provider.exceptions import VeoJobFailedError
 
         raise VeoJobFailedError.of(
-            status.task_id or veo_task_id, status.error_code, status.error_message, status.trace_id
+            status.veo_task_id or veo_task_id, status.error_code, status.error_message, status.trace_id
         )
     return status if status.state is TaskState.SUCCEEDED else None
 

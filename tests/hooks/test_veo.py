@@ -184,7 +184,7 @@ def test_submit_is_resent_when_it_provably_did_not_arrive(hook, api):
         ]
     )
     sub = hook.submit(ASYNC_TEXT)
-    assert (sub.task_id, sub.result, sub.status.state) == ("t-9", None, TaskState.PENDING)
+    assert (sub.veo_task_id, sub.result, sub.status.state) == ("t-9", None, TaskState.PENDING)
     assert route.call_count == 4
 
 
@@ -198,7 +198,7 @@ def test_submit_4xx_is_final_and_sent_once(hook, api):
 def test_submit_sync_answer_carries_the_result(hook, api):
     route = api.post("/veo/videos").mock(return_value=httpx.Response(200, json=DONE))
     sub = hook.submit(TEXT)
-    assert sub.task_id == "t-1" and sub.trace_id == "tr-1"
+    assert sub.veo_task_id == "t-1" and sub.trace_id == "tr-1"
     assert sub.status.state is TaskState.SUCCEEDED
     sent = route.calls.last.request
     assert sent.headers["authorization"] == f"Bearer {SECRET_TOKEN}"

@@ -35,14 +35,14 @@ def test_async_submission_then_tasks_until_done(hook, veo_emulator):
     assert sub.result is None
     states = []
     for _ in range(100):
-        states.append(decide_state(hook.get_task(sub.task_id)).state)
+        states.append(decide_state(hook.get_task(sub.veo_task_id)).state)
         if states[-1].done:
             break
         time.sleep(0.02)
     assert states[-1] is TaskState.SUCCEEDED
     assert {TaskState.PENDING, TaskState.RUNNING} & set(states), "the job was seen before it was done"
-    [record] = hook.get_tasks([sub.task_id])
-    assert record.id == sub.task_id
+    [record] = hook.get_tasks([sub.veo_task_id])
+    assert record.id == sub.veo_task_id
 
 
 def test_read_timeout_on_submit_is_uncertain_and_the_job_exists_once(
@@ -72,7 +72,7 @@ def test_read_waits_for_retry_after_then_succeeds(hook, veo_emulator):
     sub = hook.submit(async_request())
     veo_emulator.set_faults(rate_limit={"times": 1, "retry_after": 2, "path": "/veo/tasks"})
     start = time.monotonic()
-    assert hook.get_task(sub.task_id).id == sub.task_id
+    assert hook.get_task(sub.veo_task_id).id == sub.veo_task_id
     assert time.monotonic() - start >= 2.0
 
 
@@ -112,9 +112,9 @@ def test_connection_test_passes_with_the_right_token(hook):
 
 async def test_async_calls(hook, veo_emulator):
     sub = await hook.asubmit(async_request())
-    record = await hook.aget_task(sub.task_id)
-    assert record.id == sub.task_id
-    assert [r.id for r in await hook.aget_tasks([sub.task_id, "unknown"])] == [sub.task_id]
+    record = await hook.aget_task(sub.veo_task_id)
+    assert record.id == sub.veo_task_id
+    assert [r.id for r in await hook.aget_tasks([sub.veo_task_id, "unknown"])] == [sub.veo_task_id]
 
 
 async def test_async_submit_read_timeout_is_uncertain(veo_emulator, veo_connection_env, monkeypatch):

@@ -18,7 +18,7 @@ DONE = {
     "trace_id": "tr-1",
     "response": {
         "success": True,
-        "task_id": "t-1",
+        "veo_task_id": "t-1",
         "trace_id": "tr-1",
         "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
     },
@@ -36,7 +36,7 @@ def batch(*records: dict) -> httpx.Response:
 def trigger(**kw) -> VeoTrigger:
     args = {
         "conn_id": "veo_default",
-        "task_id": "t-1",
+        "veo_task_id": "t-1",
         "deadline": time.time() + 10,
         "poll_interval": 0.1,
         "first_check_at": 0,
@@ -136,7 +136,7 @@ async def test_a_restarted_trigger_past_its_first_check_checks_at_once(api):
 
 async def test_waiting_for_a_callback_without_a_task_id_never_polls(api):
     route = api.post("/veo/tasks")
-    [event] = await events(trigger(task_id=None, deadline=time.time() + 0.3, wait_mode="callback"))
+    [event] = await events(trigger(veo_task_id=None, deadline=time.time() + 0.3, wait_mode="callback"))
     assert event["status"] == "timeout" and event["veo_task_id"] is None and route.call_count == 0
 
 
@@ -148,7 +148,7 @@ async def test_many_waiting_triggers_share_batched_requests(api):
         return batch(*[{**DONE, "id": i, "response": {**DONE["response"], "task_id": i}} for i in ids])
 
     route = api.post("/veo/tasks").mock(side_effect=answer)
-    results = await asyncio.gather(*(events(trigger(task_id=f"t-{i}")) for i in range(120)))
+    results = await asyncio.gather(*(events(trigger(veo_task_id=f"t-{i}")) for i in range(120)))
     assert all(r[0]["status"] == "success" for r in results)
     assert {r[0]["veo_task_id"] for r in results} == {f"t-{i}" for i in range(120)}
     assert route.call_count == 3, "120 waits in one tick = 3 batch calls of <= 50 ids"
@@ -161,7 +161,7 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
     assert VeoTrigger(**kwargs).serialize() == (path, kwargs)
     assert set(kwargs) == {
         "conn_id",
-        "task_id",
+        "veo_task_id",
         "deadline",
         "poll_interval",
         "first_check_at",
@@ -170,6 +170,12 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
     }
     json.dumps(kwargs)  # JSON-able only
     assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)
+
+
+def test_a_trigger_serialized_by_version_0_1_still_loads():
+    old = {"conn_id": "veo_default", "task_id": "t-1", "deadline": 1.0, "submission_key": "k", "wait_mode": "poll"}
+    assert VeoTrigger(**old).veo_task_id == "t-1"
+    assert VeoTrigger(**old).serialize()[1]["veo_task_id"] == "t-1"
 
 
 async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api):
@@ -181,8 +187,8 @@ async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api
         return batch(*[{**DONE, "id": i, "response": {**DONE["response"], "task_id": i}} for i in ids])
 
     route = api.post("/veo/tasks").mock(side_effect=slow)
-    first = asyncio.ensure_future(events(trigger(task_id="t-a")))
+    first = asyncio.ensure_future(events(trigger(veo_task_id="t-a")))
     await asyncio.sleep(0.35)  # t-a's batch is now in flight
-    second = await asyncio.wait_for(events(trigger(task_id="t-b")), timeout=5)
+    second = await asyncio.wait_for(events(trigger(veo_task_id="t-b")), timeout=5)
     assert second[0]["status"] == "success" and (await first)[0]["status"] == "success"
     assert route.call_count == 2

@@ -199,7 +199,7 @@ def _record_delivery(
             and loaded.state == "deferred"
             and loaded.trigger_classpath == VEO_TRIGGER_CLASSPATH
             and kwargs.get("submission_key") == target.submission_key
-            and kwargs.get("task_id") in (None, delivery.veo_task_id)
+            and kwargs.get("veo_task_id", kwargs.get("task_id")) in (None, delivery.veo_task_id)
         )
         if not resumable:
             return answer, 0.0

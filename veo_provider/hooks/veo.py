@@ -149,7 +149,7 @@ def _submission(body: dict[str, Any], path: str) -> Submission:
             f"The Veo API accepted the submission to {path} but its answer has no task_id; it was not resent."
         )
     has_result = bool(result.data) or result.success is False
-    return Submission(task_id=result.task_id, trace_id=result.trace_id, result=result if has_result else None)
+    return Submission(veo_task_id=result.task_id, trace_id=result.trace_id, result=result if has_result else None)
 
 
 class VeoHook(BaseHook):
@@ -321,7 +321,7 @@ class VeoHook(BaseHook):
         """Stream a finished job's video to ``output_path`` when one is asked for; its final path."""
         if not output_path or not status.video_url:
             return None
-        log.info("Downloading the video of Veo job %s to %s", status.task_id, output_path)
+        log.info("Downloading the video of Veo job %s to %s", status.veo_task_id, output_path)
         return self.download(status.video_url, output_path)
 
     def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:

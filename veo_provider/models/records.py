@@ -59,7 +59,7 @@ def result_to_xcom(
     """The plain, JSON-able dict a Veo task returns (first video of the result)."""
     first = (status.result.data or [VideoItem()])[0] if status.result else VideoItem()
     return {
-        "task_id": status.task_id,
+        "task_id": status.veo_task_id,
         "video_id": first.id,
         "video_url": first.video_url,
         "state": status.state.value,
@@ -219,7 +219,7 @@ class VeoEvent(BaseModel):
         status = decide_state(VeoResult.model_validate(self.result or {}))
         if self.status == "failed" and status.state is not TaskState.FAILED:
             status = TaskStatus(state=TaskState.FAILED, result=status.result)
-        status.task_id = status.task_id or self.veo_task_id
+        status.veo_task_id = status.veo_task_id or self.veo_task_id
         status.trace_id = status.trace_id or self.trace_id
         status.error_code = status.error_code or self.error_code
         status.error_message = status.error_message or self.error_message

@@ -53,14 +53,14 @@ class TaskRecord(_Lenient):
 class Submission(BaseModel):
     """What a submission returned: the job's ids, and its result if the API answered synchronously."""
 
-    task_id: str
+    veo_task_id: str
     trace_id: str | None = None
     result: VeoResult | None = None
 
     @property
     def status(self) -> TaskStatus:
         if self.result is None:
-            return TaskStatus(state=TaskState.PENDING, task_id=self.task_id, trace_id=self.trace_id)
+            return TaskStatus(state=TaskState.PENDING, veo_task_id=self.veo_task_id, trace_id=self.trace_id)
         return decide_state(self.result)
 
 
@@ -89,7 +89,7 @@ class TaskStatus(BaseModel):
     """What we concluded about a job, from whichever shape we saw it in."""
 
     state: TaskState
-    task_id: str | None = None
+    veo_task_id: str | None = None
     trace_id: str | None = None
     result: VeoResult | None = None
     error_code: str | None = None
@@ -110,14 +110,14 @@ def decide_state(obj: VeoResult | TaskRecord | dict[str, Any]) -> TaskStatus:
         obj = TaskRecord.model_validate(obj) if "response" in obj or "request" in obj else VeoResult.model_validate(obj)
     if isinstance(obj, TaskRecord):
         if obj.response is None:
-            return TaskStatus(state=TaskState.PENDING, task_id=obj.id, trace_id=obj.trace_id)
+            return TaskStatus(state=TaskState.PENDING, veo_task_id=obj.id, trace_id=obj.trace_id)
         status = decide_state(obj.response)
-        status.task_id = status.task_id or obj.id
+        status.veo_task_id = status.veo_task_id or obj.id
         status.trace_id = status.trace_id or obj.trace_id
         return status
 
     res = obj
-    base: dict[str, Any] = {"task_id": res.task_id, "trace_id": res.trace_id, "result": res}
+    base: dict[str, Any] = {"veo_task_id": res.task_id, "trace_id": res.trace_id, "result": res}
     items = res.data or []
     words = {(i.state or "").strip().lower() for i in items} - {""}
     has_url = any(i.video_url for i in items)

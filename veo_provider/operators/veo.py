@@ -335,10 +335,10 @@ class VeoOperator(BaseOperator):
             # so Airflow's own retry may submit again.
             ledger.forget()
             raise
-        entry = ledger.write(entry.submitted(submission.task_id, submission.trace_id))
+        entry = ledger.write(entry.submitted(submission.veo_task_id, submission.trace_id))
         self.log.info(
             "Submitted Veo job %s%s to %s; waiting by %s.",
-            submission.task_id,
+            submission.veo_task_id,
             f" (trace {submission.trace_id})" if submission.trace_id else "",
             request.path,
             mode,
@@ -347,7 +347,7 @@ class VeoOperator(BaseOperator):
         delivery = ledger.callback(entry) if mode == "callback" and not status.state.done else None
         if delivery is not None and delivery.claims_done:
             self.log.info("A callback for Veo job %s came before the task deferred: checking it.", entry.veo_task_id)
-            status = decide_state(self.hook.get_task(submission.task_id))
+            status = decide_state(self.hook.get_task(submission.veo_task_id))
         return self._continue(context, ledger, entry, status, mode)
 
     def _callback_url(self, context: Context, key: str) -> str:
@@ -373,7 +373,7 @@ class VeoOperator(BaseOperator):
         if finished(status, entry.veo_task_id) is not None:
             return self._finish(context, status)
         if not self.wait_for_completion:
-            status.task_id = status.task_id or entry.veo_task_id
+            status.veo_task_id = status.veo_task_id or entry.veo_task_id
             status.trace_id = status.trace_id or entry.trace_id
             return self._xcom(status)
         return self._wait(context, entry, mode, deadline)
@@ -387,7 +387,7 @@ class VeoOperator(BaseOperator):
         end = wait_deadline(context, now, self.timeout, self.execution_timeout, deadline)
         trigger = VeoTrigger(
             conn_id=self.veo_conn_id,
-            task_id=entry.veo_task_id,
+            veo_task_id=entry.veo_task_id,
             deadline=end,
             # In callback mode one early check covers a callback that raced the deferral.
             first_check_at=now

@@ -76,7 +76,7 @@ class VeoSensor(BaseSensorOperator):
         self.defer(
             trigger=VeoTrigger(
                 conn_id=self.veo_conn_id,
-                task_id=self.veo_task_id,
+                veo_task_id=self.veo_task_id,
                 deadline=time.time() + self.timeout,
                 poll_interval=self.poke_interval,
                 first_check_at=time.time() + self.first_poll_delay,
@@ -103,5 +103,5 @@ class VeoSensor(BaseSensorOperator):
         return self._result(status)
 
     def _result(self, status: TaskStatus) -> dict[str, Any]:
-        status.task_id = status.task_id or self.veo_task_id
+        status.veo_task_id = status.veo_task_id or self.veo_task_id
         return result_to_xcom(status, output_path=self.hook.save_video(status, self.output_path))

@@ -97,7 +97,7 @@ class VeoTrigger(BaseTrigger):
     """Wait for a Veo job to finish.
 
     :param conn_id: Veo connection id (read inside the triggerer; the token never leaves it).
-    :param task_id: The Veo task id to wait for; ``None`` while a lost submission waits for its
+    :param veo_task_id: The Veo job to wait for; ``None`` while a lost submission waits for its
         callback to tell the id (only the callback receiver can end that wait early).
     :param deadline: Absolute UNIX time after which a ``timeout`` event is sent, so that a
         trigger restarted by the triggerer does not wait longer than asked.
@@ -107,22 +107,24 @@ class VeoTrigger(BaseTrigger):
         callback mode this is the slow safety net for lost callbacks.
     :param submission_key: Our key for the submission (lets the callback receiver find this wait).
     :param wait_mode: ``poll`` or ``callback`` (informational: the receiver resumes the task).
+    :param task_id: The old name of ``veo_task_id`` (triggers serialized by version 0.1).
     """
 
     def __init__(
         self,
         *,
         conn_id: str,
-        task_id: str | None,
+        veo_task_id: str | None = None,
         deadline: float,
         first_check_at: float = 0.0,
         poll_interval: float = 15.0,
         submission_key: str | None = None,
         wait_mode: str = "poll",
+        task_id: str | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
-        self.veo_task_id = task_id
+        self.veo_task_id = veo_task_id or task_id  # ``task_id``: triggers serialized before 0.2
         self.deadline = float(deadline)
         self.first_check_at = float(first_check_at)
         self.poll_interval = float(poll_interval)
@@ -134,7 +136,7 @@ class VeoTrigger(BaseTrigger):
             VEO_TRIGGER_CLASSPATH,
             {
                 "conn_id": self.conn_id,
-                "task_id": self.veo_task_id,
+                "veo_task_id": self.veo_task_id,
                 "deadline": self.deadline,
                 "first_check_at": self.first_check_at,
                 "poll_interval": self.poll_interval,
