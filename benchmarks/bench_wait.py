@@ -34,8 +34,8 @@ async def _ours(url: str, ids: list[str]) -> None:
 
     os.environ["AIRFLOW_CONN_VEO_DEFAULT"] = json.dumps({"conn_type": "veo", "host": url, "password": TOKEN})
     deadline = time.time() + 300
-    args = {"conn_id": "veo_default", "deadline": deadline, "poll_interval": 1, "first_poll_delay": 1}
-    triggers = [VeoTrigger(task_id=i, **args) for i in ids]
+    args = {"conn_id": "veo_default", "deadline": deadline, "poll_interval": 1, "first_check_at": time.time() + 1}
+    triggers = [VeoTrigger(veo_task_id=i, **args) for i in ids]
     events = await asyncio.gather(*(t.wait() for t in triggers))
     assert all(e["status"] == "success" for e in events), events[:3]
 
@@ -98,12 +98,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=6.0, help="generation time of each job")
+    parser.add_argument("--smoke", action="store_true", help="a tiny size, run by the test suite")
     parser.add_argument("--child")
     parser.add_argument("--url")
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child, args.url, args.jobs)
         return
+    if args.smoke:
+        args.jobs, args.seconds = 5, 1.0
 
     from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
 
