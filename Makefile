@@ -16,8 +16,9 @@ demo: $(STAMP)
 	VENV=$(VENV) bash dags_examples/demo.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check veo_provider tests dags_examples benchmarks
-	$(BIN)/ruff format --check veo_provider tests dags_examples benchmarks
+	$(BIN)/ruff check veo_provider tests dags_examples benchmarks tools
+	$(BIN)/ruff format --check veo_provider tests dags_examples benchmarks tools
+	$(BIN)/python tools/check_shape.py veo_provider
 
 typecheck: $(STAMP)
 	$(BIN)/mypy veo_provider

@@ -12,6 +12,8 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest
 
+pytest_plugins = ["veo_provider.testing.pytest_plugin"]
+
 #: A token value that must never appear in any output.
 SECRET_TOKEN = "tok-SECRET-5f1b9c0d-never-print-me"
 BASE_URL = "http://veo.test"

@@ -25,7 +25,7 @@ import pytest
 
 from veo_provider.models import TaskState, decide_state
 from veo_provider.testing.emulator import (
-    CallbackSink,
+    CallbackRecorder,
     EmulatorConfig,
     VeoEmulator,
     body_key,
@@ -302,7 +302,7 @@ def test_tasks_batch_unknown_and_bad(test_client: TestClient) -> None:
 # ------------------------------------------------------------------------------- callbacks
 
 
-def test_callback_success(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_callback_success(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
     url = f"{veo_callback_sink.url}/veo/callback/abc?key=1"
     started = time.monotonic()
     r = client.post("/veo/videos", json=body(callback_url=url))
@@ -320,13 +320,15 @@ def test_callback_success(veo_emulator: VeoEmulator, client: httpx.Client, veo_c
     assert veo_emulator.jobs[0].mode == "callback"
 
 
-def test_async_with_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_async_with_callback(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+) -> None:
     r = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url, **{"async": True}))
     assert set(r.json()) == {"task_id"}
     assert veo_callback_sink.wait_for(1, timeout=3)[0].json["task_id"] == r.json()["task_id"]
 
 
-def test_failure_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_failure_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
     veo_emulator.set_faults(fail_jobs={"times": 1, "code": "generation_failed", "message": "model said no"})
     task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url)).json()["task_id"]
 
@@ -343,7 +345,7 @@ def test_failure_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_c
     assert status.state is TaskState.FAILED and status.error_message == "model said no"
 
 
-def test_callback_lost(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_callback_lost(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
     veo_emulator.set_faults(callback_lose=1)
     lost = client.post("/veo/videos", json=body("one", callback_url=veo_callback_sink.url)).json()["task_id"]
     kept = client.post("/veo/videos", json=body("two", callback_url=veo_callback_sink.url)).json()["task_id"]
@@ -355,7 +357,9 @@ def test_callback_lost(veo_emulator: VeoEmulator, client: httpx.Client, veo_call
     assert decide_state(task(client, lost)).state is TaskState.SUCCEEDED  # polling still finds it
 
 
-def test_callback_duplicated(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_callback_duplicated(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+) -> None:
     veo_emulator.set_faults(callback_duplicate={"times": 1, "copies": 2})
     client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url))
 
@@ -364,7 +368,7 @@ def test_callback_duplicated(veo_emulator: VeoEmulator, client: httpx.Client, ve
     assert veo_emulator.wait_until(lambda: veo_emulator.stats()["callbacks_delivered"] == 2)
 
 
-def test_callback_late(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink) -> None:
+def test_callback_late(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
     veo_emulator.set_faults(callback_delay={"seconds": 0.5})
     task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url)).json()["task_id"]
     job = veo_emulator.jobs[0]
@@ -378,7 +382,7 @@ def test_callback_late(veo_emulator: VeoEmulator, client: httpx.Client, veo_call
 
 @pytest.mark.veo_emulator(callback_retries=2, callback_retry_delay=0.05)
 def test_callback_receiver_failing_is_retried_and_counted(veo_emulator: VeoEmulator, client: httpx.Client) -> None:
-    with CallbackSink(status=503) as sink:
+    with CallbackRecorder(status=503) as sink:
         client.post("/veo/videos", json=body(callback_url=sink.url))
         assert len(sink.wait_for(3, timeout=3)) == 3
         assert veo_emulator.wait_until(lambda: veo_emulator.stats()["callbacks_failed"] == 3)
@@ -519,7 +523,7 @@ def test_generation_seconds_override(veo_emulator: VeoEmulator, client: httpx.Cl
 
 
 def test_jobs_per_body_ignores_delivery_fields(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
 ) -> None:
     same = body("the same prompt")
     client.post("/veo/videos", json=same)
@@ -563,7 +567,7 @@ def test_admin_endpoints(veo_emulator: VeoEmulator, client: httpx.Client) -> Non
 
 
 def test_reset_drops_pending_callbacks(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackSink
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
 ) -> None:
     client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url))
     veo_emulator.reset()

@@ -1,7 +1,8 @@
 """Test helpers for users of the provider: an offline Veo API emulator and its pytest fixtures.
 
-The emulator pulls in FastAPI and uvicorn, so it is only imported when first used: the
-pytest plugin is loaded by every pytest run and must stay cheap.
+The emulator pulls in FastAPI (and uvicorn when served), so it is only imported when first used.
+The pytest fixtures are opt-in: ``pytest -p veo_provider.testing.pytest_plugin``, or
+``pytest_plugins = ["veo_provider.testing.pytest_plugin"]`` in a ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from veo_provider.testing.emulator import (
-        CallbackSink,
+        CallbackRecorder,
         EmulatorConfig,
         EmulatorState,
         Faults,
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
         create_app,
     )
 
-__all__ = ["CallbackSink", "EmulatorConfig", "EmulatorState", "Faults", "VeoEmulator", "create_app"]
+__all__ = ["CallbackRecorder", "EmulatorConfig", "EmulatorState", "Faults", "VeoEmulator", "create_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,13 +1,14 @@
-"""pytest fixtures for the offline Veo API emulator (registered through the ``pytest11`` entry point).
+"""pytest fixtures for the offline Veo API emulator (opt-in).
 
-Every pytest run of a project that installs the provider loads this module, so it imports
-nothing heavy: the emulator (FastAPI, uvicorn) is imported inside the fixtures.
+Enable them with ``pytest -p veo_provider.testing.pytest_plugin`` or, in a ``conftest.py``,
+``pytest_plugins = ["veo_provider.testing.pytest_plugin"]``. The module imports nothing heavy:
+the emulator (FastAPI, uvicorn) is imported inside the fixtures.
 
 * ``veo_emulator``: a running ``VeoEmulator`` (generation time 0.2 s) for one test.
 * ``veo_emulator_config``: override it to change the ``EmulatorConfig``; or mark a test with
   ``@pytest.mark.veo_emulator(generation_seconds=0, ...)`` (keyword arguments replace config fields).
 * ``veo_connection_env``: points ``AIRFLOW_CONN_VEO_DEFAULT`` at the emulator.
-* ``veo_callback_sink``: a ``CallbackSink`` that records the callbacks POSTed to it.
+* ``veo_callback_sink``: a ``CallbackRecorder`` that records the callbacks POSTed to it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from veo_provider.testing.emulator import CallbackSink, EmulatorConfig, VeoEmulator
+    from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoEmulator
 
 #: Generation time of the fixture's emulator: long enough to see pending/running, short for CI.
 DEFAULT_GENERATION_SECONDS = 0.2
@@ -66,9 +67,9 @@ def veo_connection_env(veo_emulator: VeoEmulator, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def veo_callback_sink() -> Iterator[CallbackSink]:
-    """An HTTP receiver that records callbacks (use ``.url`` in ``callback_url``)."""
-    from veo_provider.testing.emulator import CallbackSink
+def veo_callback_sink() -> Iterator[CallbackRecorder]:
+    """An HTTP server that records callbacks (use ``.url`` in ``callback_url``)."""
+    from veo_provider.testing.emulator import CallbackRecorder
 
-    with CallbackSink() as sink:
-        yield sink
+    with CallbackRecorder() as recorder:
+        yield recorder
