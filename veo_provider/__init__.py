@@ -19,6 +19,8 @@ def get_provider_info() -> dict:
         "versions": [__version__],
         # Mounts the callback receiver in the api-server at /veo (see docs/callbacks.md).
         "extra-links": ["veo_provider.links.VeoVideoLink"],
+        # ``@task.veo``: TaskFlow authoring for VeoOperator.
+        "task-decorators": [{"class-name": "veo_provider.decorators.veo.veo_task", "name": "veo"}],
         "plugins": [{"name": "veo_callbacks", "plugin-class": "veo_provider.callbacks.plugin.VeoCallbackPlugin"}],
         "connection-types": [
             {

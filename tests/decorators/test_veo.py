@@ -1,0 +1,82 @@
+"""@task.veo: the function's return value becomes the request; the rest is VeoOperator's."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+import pytest
+import respx
+from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from tests.conftest import BASE_URL
+from tests.operators.test_veo import FakeStore
+
+
+@pytest.fixture
+def api(veo_conn):
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+def unmapped(fn, **decorator_args):
+    with DAG("d_taskflow", schedule=None):
+        return task.veo(task_id="generate", **decorator_args)(fn)().operator
+
+
+def test_the_function_returns_the_prompt_and_the_job_is_submitted_once(api):
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    op = unmapped(lambda: "a red kite over the sea", model="veo3", first_poll_delay=0)
+    store = FakeStore()
+    with pytest.raises(TaskDeferred) as info:
+        op.execute({"task_state_store": store})
+    body = json.loads(post.calls.last.request.content)
+    assert (body["prompt"], body["model"], body["action"]) == ("a red kite over the sea", "veo3", "text2video")
+    assert info.value.trigger.veo_task_id == "t-1" and post.call_count == 1
+
+
+def test_the_function_may_return_request_fields(api):
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+
+    def frames():
+        return {"prompt": "a door opens", "action": "image2video", "image_urls": ["https://x/a.png"]}
+
+    with pytest.raises(TaskDeferred):
+        unmapped(frames, model="veo3").execute({"task_state_store": FakeStore()})
+    body = json.loads(post.calls.last.request.content)
+    assert body["action"] == "image2video" and body["image_urls"] == ["https://x/a.png"]
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (None, "returned a NoneType: return the prompt"),
+        (["a", "b"], "returned a list"),
+        ({"prompt": "x", "promtp": "typo"}, "unknown field(s) 'promtp'"),
+        ({"action": "image2video", "prompt": "x"}, "image2video needs 1 or 2 image_urls"),
+        ("", "text2video needs a prompt"),
+    ],
+)
+def test_a_bad_return_value_fails_before_any_http(api, returned, message):
+    route = api.route()
+    with pytest.raises(AirflowFailException, match=message.replace("(", r"\(").replace(")", r"\)")):
+        unmapped(lambda: returned, model="veo3").execute({"task_state_store": FakeStore()})
+    assert route.call_count == 0
+
+
+def test_retries_default_to_two_unless_default_args_say_otherwise():
+    with DAG("d_defaults", schedule=None):
+        mapped = task.veo(task_id="m", model="veo3")(lambda topic: topic).expand(topic=["a", "b", "c"])
+        plain = task.veo(task_id="p", model="veo3")(lambda: "x")()
+    assert mapped.operator.retries == 2 and plain.operator.retries == 2
+    assert plain.operator.retry_delay == timedelta(seconds=30)
+    with DAG("d_default_args", schedule=None, default_args={"retries": 0}):
+        mapped = task.veo(task_id="m", model="veo3")(lambda topic: topic).expand(topic=["a"])
+    assert mapped.operator.retries == 0
+
+
+def test_multiple_outputs_is_refused():
+    with pytest.raises(ValueError, match="multiple_outputs"), DAG("d_mo", schedule=None):
+        task.veo(task_id="mo", model="veo3", multiple_outputs=True)(lambda: "x")()
