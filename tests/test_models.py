@@ -43,7 +43,8 @@ def errors(endpoint: str, **fields) -> str:
         ({"action": "get1080p"}, "get1080p needs video_id"),
         ({"action": "make_video", "prompt": "x"}, "action 'make_video' is not a /veo/videos action"),
         ({"prompt": "x"}, "action is required"),
-        ({"action": "text2video", "prompt": "x", "model": "VEO3!"}, "model 'VEO3!' is not a model name"),
+        ({"action": "text2video", "prompt": "x", "model": "VEO3!"}, "did you mean 'veo3'?"),
+        ({"action": "text2video", "prompt": "x", "model": "a model"}, "model 'a model' is not a model name"),
         (
             {"action": "text2video", "prompt": "x", "callback_url": "localhost/cb"},
             "callback_url must be an http(s) URL",
@@ -179,5 +180,6 @@ def test_unknown_fields_are_tolerated_and_kept():
 
 def test_xcom_and_event_shapes():
     status = decide_state(DONE)
-    x = result_to_xcom(status, model="veo3", action="text2video", output_path="/o.mp4")
+    x = result_to_xcom(status, sent={"model": "veo3", "action": "text2video"}, output_path="/o.mp4")
+    assert (x["model"], x["action"], x["prompt"]) == ("veo3", "text2video", None)
     assert x["video_id"] == "v" and x["video_url"] == "https://x/v.mp4" and x["output_path"] == "/o.mp4"

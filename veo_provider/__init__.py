@@ -17,6 +17,8 @@ def get_provider_info() -> dict:
         "description": "Generate, upscale, extend and edit videos with Google Veo through the "
         "AceData Cloud Veo API: deferrable, exactly-once, with webhook callbacks.",
         "versions": [__version__],
+        # The Providers page links here (without it, Airflow shows an unrelated URL).
+        "documentation-url": "https://pypi.org/project/airflow-provider-veo/",
         # Mounts the callback receiver in the api-server at /veo (see docs/callbacks.md).
         "extra-links": ["veo_provider.links.VeoVideoLink"],
         # ``@task.veo``: TaskFlow authoring for VeoOperator.

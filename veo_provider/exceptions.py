@@ -187,7 +187,7 @@ _HINTS: dict[type[VeoError], str] = {
     VeoAuthError: "check the API token in the Veo connection's password",
     VeoInsufficientBalanceError: "top up the AceData Cloud balance",
     VeoModerationError: "change the prompt or images",
-    VeoRateLimitError: "slow down (fewer concurrent tasks or a longer poll_interval)",
+    VeoRateLimitError: "the API asks to slow down: fewer concurrent Veo tasks (e.g. an Airflow pool) help",
 }
 
 

@@ -47,8 +47,12 @@ class Ledger:
         raw = self.store.get(LEDGER_KEY) if self.store is not None else None
         return LedgerEntry.model_validate(raw) if raw else None
 
-    def submitting(self, key: str, endpoint: str, fingerprint: str, conn_id: str) -> LedgerEntry:
-        entry = LedgerEntry(state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint, conn_id=conn_id)
+    def submitting(
+        self, key: str, endpoint: str, fingerprint: str, conn_id: str, sent: dict[str, Any] | None = None
+    ) -> LedgerEntry:
+        entry = LedgerEntry(
+            state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint, conn_id=conn_id, sent=sent
+        )
         return self.write(entry)
 
     def forget(self) -> None:

@@ -403,3 +403,21 @@ async def test_async_settings_without_the_newer_compat_helper(veo_conn, monkeypa
     veo_conn(timeout=7)
     settings = await VeoHook().aget_settings()
     assert settings.timeout == 7 and settings.base_url == BASE_URL
+
+
+def test_test_connection_makes_one_attempt_with_short_timeouts(hook, api):
+    """An unreachable host used to take every read retry (about a minute) before answering."""
+    route = api.post("/veo/tasks").mock(side_effect=httpx.ConnectError("connection refused"))
+    ok, message = hook.test_connection()
+    assert not ok and route.call_count == 1 and BASE_URL in message
+    timeout = route.calls.last.request.extensions["timeout"]
+    assert timeout["connect"] <= 5 and timeout["read"] <= 10
+
+
+def test_test_connection_never_names_airflows_temporary_connection_id(monkeypatch, api):
+    """Airflow tests a connection under a random id: a message naming it confuses the user."""
+    from tests.conftest import conn_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_TMPX7Q2", conn_json(token=""))
+    ok, message = VeoHook("tmpx7q2").test_connection()
+    assert not ok and "password" in message and "tmpx7q2" not in message.lower()

@@ -82,7 +82,11 @@ def ctx(store):
         ({"action": "image2video"}, "image2video needs 1 or 2 image_urls (got 0)"),
         ({"action": "image2video", "image_urls": ["a", "b", "c"]}, "image_urls[0] must be an http(s) URL"),
         ({"action": "get_1080p", "prompt": None}, "get1080p needs video_id"),
-        ({"model": "Veo 3"}, "model 'Veo 3' is not a model name"),
+        ({"model": "Veo 3"}, "model 'Veo 3' is not a Veo model: did you mean 'veo3'?"),
+        ({"model": "veo-3"}, "did you mean 'veo3'?"),
+        ({"model": "veo31fast"}, "did you mean 'veo31-fast'?"),
+        ({"model": "my model!"}, "model 'my model!' is not a model name"),
+        ({"prompt": "x" * 5001}, "prompt is 5,001 characters, more than the 5,000"),
         (
             {"endpoint": "upsample", "prompt": "x", "model": None, "video_id": "v"},
             "prompt not taken by endpoint 'upsample'",
@@ -259,8 +263,10 @@ def test_success_event_becomes_the_documented_xcom(api):
         "created_at": "2025-07-25 16:07:43",
         "complete_at": "2025-07-25 16:10:28",
         "model": "veo3",
-        "action": None,
+        "action": "text2video",  # what was sent, not the argument left at its default
         "output_path": None,
+        "prompt": "a mug",
+        "resolution": None,
     }
 
 
@@ -607,3 +613,65 @@ def test_veo_tasks_retry_by_default_because_a_retry_is_free():
     with DAG("d_mapped_default_args", schedule=None, default_args={"retries": 5}):
         mapped = VeoOperator.partial(task_id="m", model="veo3").expand(prompt=["a", "b"])
         assert mapped.retries == 5
+
+
+# ------------------------------------------------------------------ say only what is true (#10)
+
+
+class RecordingTI:
+    def __init__(self):
+        self.dag_id, self.run_id, self.task_id, self.map_index = "d", "r", "veo", -1
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def test_the_job_id_is_pushed_at_submission_and_the_video_keys_at_the_end(api, store):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RECORD_DONE))
+    ti = RecordingTI()
+    with pytest.raises(TaskDeferred):
+        op(resolution="1080p").execute({"task_state_store": store, "ti": ti})
+    assert ti.pushed == {"veo_task_id": "t-1"}, "visible in the UI while the task waits"
+    result = op(prompt="edited later").execute_complete(
+        {"task_state_store": store, "ti": ti}, wake(submission_key=store.values[LEDGER_KEY]["key"])
+    )
+    assert ti.pushed["video_id"] == "v-1" and ti.pushed["video_url"] == "https://cdn.example/v-1.mp4"
+    assert (result["prompt"], result["resolution"], result["action"]) == ("a mug", "1080p", "text2video"), (
+        "the XCom reports what was sent (kept in the ledger), not the arguments of a later try"
+    )
+
+
+def test_returning_right_after_submission_does_not_say_waiting(api, store, caplog, capsys):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    op(wait_for_completion=False).execute(ctx(store))
+    logged = caplog.text + capsys.readouterr().out  # the task logger writes through structlog
+    assert "Submitted Veo job t-1" in logged and "waiting" not in logged
+
+
+@pytest.mark.parametrize(
+    "output_path", ["nofs://x/y.mp4", "foo://bucket/v.mp4"]
+)  # memory:// may be attached by other tests
+def test_an_output_path_without_a_filesystem_fails_before_paying(api, store, output_path):
+    route = api.route()
+    with pytest.raises(AirflowFailException, match="cannot be written"):
+        op(output_path=output_path).execute(ctx(store))
+    assert route.call_count == 0 and store.writes == []
+
+
+def test_an_unwritable_folder_fails_before_paying(api, store, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        locked = tmp_path / "file-not-folder"
+        locked.write_text("x")  # root can write anywhere: a path under a file is unwritable for everyone
+        output_path = str(locked / "v.mp4")
+    else:
+        locked = tmp_path / "ro"
+        locked.mkdir(mode=0o500)
+        output_path = str(locked / "v.mp4")
+    route = api.route()
+    with pytest.raises(AirflowFailException, match="cannot be written"):
+        op(output_path=output_path).execute(ctx(store))
+    assert route.call_count == 0 and list(tmp_path.rglob("*.probe")) == []

@@ -197,7 +197,7 @@ def test_list_of_tokens() -> None:
         ({"action": "get1080p"}, "get1080p needs video_id"),
         ({"action": "get_1080p"}, "get1080p needs video_id"),
         ({"action": "get1080p", "video_id": "0" * 32}, "is not a finished video"),
-        ({"action": "text2video", "prompt": "x", "model": "Veo 3"}, "is not a model name"),
+        ({"action": "text2video", "prompt": "x", "model": "a model"}, "is not a model name"),
         ({"action": "dance"}, "is not a /veo/videos action"),
         ({"prompt": "x"}, "action is required"),
         ({"action": "text2video", "prompt": "x", "callback_url": "ftp://x"}, "callback_url must be an http"),

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from veo_provider.exceptions import VeoError
 
-__all__ = ["capped", "content_length", "destination", "write"]
+__all__ = ["capped", "check_writable", "content_length", "destination", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,28 @@ def destination(destination: Any) -> tuple[Any, str]:
     if isinstance(destination, Path):
         destination.parent.mkdir(parents=True, exist_ok=True)
     return destination, shown
+
+
+def check_writable(output_path: Any) -> None:
+    """Refuse, before anything is paid, an ``output_path`` the video could never be written to.
+
+    A local folder must be creatable and writable (probed with a file created and removed); an
+    object-store URL needs a filesystem registered for its scheme (e.g. its provider installed).
+    """
+    shown = str(output_path)
+    try:
+        target, shown = destination(output_path)
+        if isinstance(target, Path):
+            probe = target.with_name(f".{target.name}.{uuid.uuid4().hex}.probe")
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+            probe.unlink()
+        else:
+            target.fs  # noqa: B018 - resolving it raises when no filesystem serves the scheme
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"output_path {shown!r} cannot be written ({exc}): use a writable local path or file:// URL, "
+            "or an object-store URL whose filesystem is available (e.g. s3:// with the Amazon provider installed)"
+        ) from None
 
 
 def content_length(headers: Any) -> int | None:

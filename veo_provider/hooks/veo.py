@@ -239,11 +239,18 @@ class VeoHook(BaseHook):
         # A synchronous submission is held open until the video exists (minutes).
         return request.path, body, (s.submit_timeout if held else s.timeout)
 
-    def _post(self, s: VeoSettings, path: str, body: dict[str, Any], read: float | None = None) -> dict[str, Any]:
+    def _post(
+        self,
+        s: VeoSettings,
+        path: str,
+        body: dict[str, Any],
+        read: float | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> dict[str, Any]:
         url = s.base_url + path
         try:
             response = self.get_conn().post(
-                url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
+                url, json=body, headers=s.headers(self.veo_conn_id), timeout=timeout or self._timeout(s, read)
             )
         except (httpx.TransportError, httpx.TooManyRedirects) as exc:
             raise _http_error(exc, "POST", url) from None
@@ -350,18 +357,26 @@ class VeoHook(BaseHook):
         return shown
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the token with a free read (an unknown task id); 401 means the token is wrong."""
+        """Check the token with one free read (an unknown task id); 401 means the token is wrong.
+
+        One attempt with short timeouts, so an unreachable host answers in seconds. Airflow tests
+        a connection under a temporary id: messages name the URL, never that id.
+        """
         try:
-            self.get_task("airflow-connection-test")
+            s = self.settings
+            if not s.token:
+                return False, "No API token: put the AceData Cloud token in the connection's password"
+            timeout = httpx.Timeout(min(s.timeout, 10.0), connect=min(s.connect_timeout, 5.0))
+            self._post(s, "/veo/tasks", {"id": "airflow-connection-test", "action": "retrieve"}, timeout=timeout)
         except VeoAuthError as exc:
-            return False, str(exc)
+            return False, f"{s.base_url} refused the token: {exc.message}"
         except VeoError as exc:
             if exc.status and 400 <= exc.status < 500 and exc.status != 429:
-                return True, f"Connected to {self.settings.base_url}: token accepted"
-            return False, str(exc)
-        except Exception as exc:
+                return True, f"Connected to {s.base_url}: token accepted"
+            return False, f"{s.base_url}: {exc}"
+        except Exception as exc:  # e.g. a host the settings cannot parse: the message says which field
             return False, f"{type(exc).__name__}: {exc}"
-        return True, f"Connected to {self.settings.base_url}: token accepted"
+        return True, f"Connected to {s.base_url}: token accepted"
 
     # ------------------------------------------------------------------ public API (async)
 

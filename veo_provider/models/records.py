@@ -50,14 +50,24 @@ XCOM_KEYS = (
     "model",
     "action",
     "output_path",
+    "prompt",
+    "resolution",
 )
+#: What the XCom result repeats of the request that was actually sent.
+SENT_KEYS = ("model", "action", "prompt", "resolution")
+
+
+def sent_summary(body: dict[str, Any]) -> dict[str, Any]:
+    """The part of a request body the XCom result reports (kept in the ledger for later tries)."""
+    return {key: body.get(key) for key in SENT_KEYS}
 
 
 def result_to_xcom(
-    status: TaskStatus, *, model: str | None = None, action: str | None = None, output_path: str | None = None
+    status: TaskStatus, *, sent: dict[str, Any] | None = None, output_path: str | None = None
 ) -> dict[str, Any]:
     """The plain, JSON-able dict a Veo task returns (first video of the result)."""
     first = (status.result.data or [VideoItem()])[0] if status.result else VideoItem()
+    sent = sent or {}
     return {
         "task_id": status.veo_task_id,
         "video_id": first.id,
@@ -66,9 +76,11 @@ def result_to_xcom(
         "trace_id": status.trace_id,
         "created_at": first.created_at,
         "complete_at": first.complete_at,
-        "model": model,
-        "action": action,
+        "model": sent.get("model"),
+        "action": sent.get("action"),
         "output_path": output_path,
+        "prompt": sent.get("prompt"),
+        "resolution": sent.get("resolution"),
     }
 
 
@@ -92,6 +104,8 @@ class LedgerEntry(BaseModel):
     conn_id: str | None = None
     #: Hash of what was asked for: a retry resumes the job only if the request is unchanged.
     fingerprint: str | None = None
+    #: What the XCom result reports of the request (``sent_summary``), for a later try or resume.
+    sent: dict[str, Any] | None = None
     at: str = ""
 
     def dump(self) -> dict[str, Any]:

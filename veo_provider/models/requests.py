@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, ClassVar, Literal
 
@@ -78,19 +79,54 @@ class _Request(BaseModel):
     def _callback_is_http(cls, v: str | None) -> str | None:
         return None if v is None else _check_http_url("callback_url", v)
 
+    @field_validator("prompt", check_fields=False)
+    @classmethod
+    def _prompt_length(cls, v: str | None) -> str | None:
+        return _check_prompt(v)
+
     def to_body(self) -> dict[str, Any]:
         """The JSON body the API expects (aliases applied, unset fields left out)."""
         return self.model_dump(by_alias=True, exclude_none=True)
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def near_miss(model: str) -> str | None:
+    """The known model an unknown id was probably meant to be (``veo-3`` -> ``veo3``), if any."""
+    if model in KNOWN_MODELS:
+        return None
+    squashed = {_squash(k): k for k in KNOWN_MODELS}
+    if _squash(model) in squashed:
+        return squashed[_squash(model)]
+    close = difflib.get_close_matches(model.lower(), sorted(KNOWN_MODELS), n=1, cutoff=0.85)
+    return close[0] if close else None
 
 
 def _check_model(v: str | None) -> str | None:
     if v is None:
         return v
     v = v.strip()
+    if (meant := near_miss(v)) is not None:
+        raise ValueError(f"model {v!r} is not a Veo model: did you mean {meant!r}?")
     if v not in KNOWN_MODELS and not _MODEL_NAME.match(v):
         raise ValueError(
             f"model {v!r} is not a model name: use one of {sorted(KNOWN_MODELS)} "
             "or a new model's exact lowercase id (letters, digits, '-', '.', '_')"
+        )
+    return v
+
+
+#: Google documents 1,024 tokens for a Veo prompt; far longer text is a bug in the DAG, not a prompt.
+MAX_PROMPT_CHARS = 5000
+
+
+def _check_prompt(v: str | None) -> str | None:
+    if v is not None and len(v) > MAX_PROMPT_CHARS:
+        raise ValueError(
+            f"prompt is {len(v):,} characters, more than the {MAX_PROMPT_CHARS:,} a Veo prompt can use "
+            "(Google documents 1,024 tokens): shorten it"
         )
     return v
 

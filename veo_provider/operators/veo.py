@@ -27,6 +27,7 @@ from veo_provider.models import (
     decide_state,
     result_to_xcom,
 )
+from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
 from veo_provider.waiting import (
     CALLBACK_FIRST_CHECK,
@@ -208,6 +209,13 @@ class VeoOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
+        if self.output_path and self.wait_for_completion:
+            from veo_provider.hooks.files import check_writable
+
+            try:
+                check_writable(self.output_path)  # before paying, not after
+            except ValueError as exc:
+                raise AirflowFailException(str(exc)) from None
         # Nothing will be waiting for a callback when the task returns right after submission.
         mode = self._resolved_wait_mode() if self.wait_for_completion else "poll"
         if self.model and self.model not in KNOWN_MODELS:
@@ -321,7 +329,7 @@ class VeoOperator(BaseOperator):
             request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
         else:
             request.async_ = True
-        entry = ledger.submitting(key, self.endpoint, asked, self.veo_conn_id)
+        entry = ledger.submitting(key, self.endpoint, asked, self.veo_conn_id, sent_summary(request.to_body()))
         try:
             submission = self.hook.submit(request)
         except VeoSubmissionUncertain as exc:
@@ -336,12 +344,13 @@ class VeoOperator(BaseOperator):
             ledger.forget()
             raise
         entry = ledger.write(entry.submitted(submission.veo_task_id, submission.trace_id))
+        _push(context, "veo_task_id", submission.veo_task_id)  # visible in the UI while the task waits
         self.log.info(
-            "Submitted Veo job %s%s to %s; waiting by %s.",
+            "Submitted Veo job %s%s to %s%s.",
             submission.veo_task_id,
             f" (trace {submission.trace_id})" if submission.trace_id else "",
             request.path,
-            mode,
+            f"; waiting by {mode}" if self.wait_for_completion else "",
         )
         status = submission.status
         delivery = ledger.callback(entry) if mode == "callback" and not status.state.done else None
@@ -375,7 +384,7 @@ class VeoOperator(BaseOperator):
         if not self.wait_for_completion:
             status.veo_task_id = status.veo_task_id or entry.veo_task_id
             status.trace_id = status.trace_id or entry.trace_id
-            return self._xcom(status)
+            return self._xcom(context, status)
         return self._wait(context, entry, mode, deadline)
 
     def _wait(self, context: Context, entry: LedgerEntry, mode: str, deadline: float | None = None) -> Any:
@@ -443,7 +452,23 @@ class VeoOperator(BaseOperator):
         return self._continue(context, ledger, entry, status, "callback", ev.deadline)
 
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
-        return self._xcom(status, self.hook.save_video(status, self.output_path))
+        result = self._xcom(context, status, self.hook.save_video(status, self.output_path))
+        for key in ("video_id", "video_url"):  # so that op.output["video_id"] works
+            _push(context, key, result[key])
+        return result
 
-    def _xcom(self, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
-        return result_to_xcom(status, model=self.model, action=self.action, output_path=output_path)
+    def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
+        entry = Ledger(context.get("task_state_store")).get()
+        if entry is not None and entry.sent is not None:
+            sent = entry.sent
+        else:  # no ledger (no task state store): what the arguments ask for
+            sent = {key: getattr(self, key, None) for key in SENT_KEYS}
+            sent["action"] = sent["action"] or ("text2video" if self.endpoint == "videos" else None)
+        return result_to_xcom(status, sent=sent, output_path=output_path)
+
+
+def _push(context: Context, key: str, value: Any) -> None:
+    """Push an extra XCom (the worker's ``ti``; unit tests may pass none)."""
+    push = getattr(context.get("ti"), "xcom_push", None)
+    if push is not None:
+        push(key=key, value=value)
