@@ -192,3 +192,18 @@ async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api
     second = await asyncio.wait_for(events(trigger(veo_task_id="t-b")), timeout=5)
     assert second[0]["status"] == "success" and (await first)[0]["status"] == "success"
     assert route.call_count == 2
+
+
+async def test_the_wait_logs_changes_and_progress_without_flooding(api, caplog, capsys, monkeypatch):
+    import veo_provider.triggers.veo as module
+
+    monkeypatch.setattr(module, "PROGRESS_EVERY", 1.0)
+    answers = [batch(RUNNING)] * 8 + [batch(DONE)]
+    api.post("/veo/tasks").mock(side_effect=answers)
+    [event] = await events(trigger(poll_interval=0.1))
+    assert event["status"] == "success"
+    logged = caplog.text + capsys.readouterr().out
+    lines = [line for line in logged.splitlines() if "Veo job t-1 is" in line]
+    assert "is running after" in lines[0] and "next check in" in lines[0]
+    assert 1 <= sum("is still running" in line for line in lines) <= 3, "progress, not one line per poll"
+    assert "Waiting for Veo job t-1 (poll mode)" in logged

@@ -93,6 +93,34 @@ def _until_next_tick(interval: float, now: float) -> float:
     return interval - (now % interval) if interval > 0 else 0.0
 
 
+#: While nothing changes, say "still running" at most this often (a task log, not a flood).
+PROGRESS_EVERY = 300.0
+
+
+class _Progress:
+    """Logs state changes at once and an unchanged state every PROGRESS_EVERY seconds, with the next check."""
+
+    def __init__(self, trigger: VeoTrigger, started: float) -> None:
+        self.trigger, self.started = trigger, started
+        self.last: TaskState | None = None
+        self.said_at = started
+
+    def saw(self, state: TaskState, next_check: float) -> None:
+        now = time.monotonic()
+        if state is self.last and now - self.said_at < PROGRESS_EVERY:
+            return
+        verb = "is" if state is not self.last else "is still"
+        self.trigger.log.info(
+            "Veo job %s %s %s after %.0fs; next check in %.0fs",
+            self.trigger.veo_task_id,
+            verb,
+            state.value,
+            now - self.started,
+            next_check,
+        )
+        self.last, self.said_at = state, now
+
+
 class VeoTrigger(BaseTrigger):
     """Wait for a Veo job to finish.
 
@@ -151,30 +179,34 @@ class VeoTrigger(BaseTrigger):
     async def wait(self) -> dict[str, Any]:
         """The one wait loop; returns the single event payload."""
         started = time.monotonic()
-        last: TaskState | None = None
+        progress = _Progress(self, started)
         misses = 0
         delay = max(0.0, self.first_check_at - time.time())
+        self.log.info(
+            "Waiting for Veo job %s (%s mode); first check in %.0fs, deadline in %.0fs",
+            self.veo_task_id or f"of submission {self.submission_key}",
+            self.wait_mode,
+            delay,
+            max(self.deadline - time.time(), 0),
+        )
         while True:
             remaining = self.deadline - time.time()
             if remaining <= 0 or self.veo_task_id is None:
                 await asyncio.sleep(max(remaining, 0))  # nothing to poll: only a callback can end this early
-                return self._event("timeout", started, last=last)
+                return self._event("timeout", started, last=progress.last)
             await asyncio.sleep(min(delay, remaining))
             if time.time() >= self.deadline:
-                return self._event("timeout", started, last=last)
+                return self._event("timeout", started, last=progress.last)
             status, misses, error = await self._check(misses)
             if error is not None:
                 return error
+            delay = max(_until_next_tick(self.poll_interval, time.time()), 0.05)
             if status is not None:
-                if status.state is not last:
-                    elapsed = time.monotonic() - started
-                    self.log.info("Veo task %s is %s after %.0fs", self.veo_task_id, status.state.value, elapsed)
-                    last = status.state
                 if status.state is TaskState.SUCCEEDED:
                     return self._event("success", started, status=status)
                 if status.state is TaskState.FAILED:
                     return self._event("failed", started, status=status)
-            delay = max(_until_next_tick(self.poll_interval, time.time()), 0.05)
+                progress.saw(status.state, delay)
 
     async def _check(self, misses: int) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
         """One status check: (status or None, consecutive misses, error event if the wait must end)."""
