@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,5 +32,10 @@ test: lint typecheck $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# The documentation site, into site/ (strict: broken links, anchors or references and any
+# warning fail the build). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .airflow-home out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache

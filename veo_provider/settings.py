@@ -52,7 +52,9 @@ EXTRAS: dict[str, Extra] = {
         _NUMBER,
         "Timeout of one HTTP read; submissions wait longer when the API answers synchronously (see submit_timeout).",
     ),
-    "connect_timeout": Extra(10, "Connect timeout (seconds)", _NUMBER),
+    "connect_timeout": Extra(
+        10, "Connect timeout (seconds)", _NUMBER, "How long to wait for a TCP/TLS connection to the API."
+    ),
     "submit_timeout": Extra(
         600,
         "Synchronous submission timeout (seconds)",

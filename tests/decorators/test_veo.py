@@ -80,3 +80,17 @@ def test_retries_default_to_two_unless_default_args_say_otherwise():
 def test_multiple_outputs_is_refused():
     with pytest.raises(ValueError, match="multiple_outputs"), DAG("d_mo", schedule=None):
         task.veo(task_id="mo", model="veo3", multiple_outputs=True)(lambda: "x")()
+
+
+def test_a_function_annotated_to_return_a_dict_still_gives_one_result(api):
+    """Airflow infers multiple_outputs from a `-> dict` annotation; a Veo task returns one dict."""
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+
+    def fields() -> dict:
+        return {"prompt": "a kite"}
+
+    op = unmapped(fields, model="veo3")
+    assert op.multiple_outputs is False
+    with pytest.raises(TaskDeferred):
+        op.execute({"task_state_store": FakeStore()})
+    assert post.call_count == 1

@@ -52,8 +52,7 @@ class _VeoDecoratedOperator(DecoratedOperator, VeoOperator):
         op_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.pop("multiple_outputs", False):
-            raise ValueError("@task.veo returns one dict (the VeoOperator result): multiple_outputs is not supported")
+        kwargs.pop("multiple_outputs", None)  # always False: see veo_task
         super().__init__(
             python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, multiple_outputs=False, **kwargs
         )
@@ -91,6 +90,10 @@ def veo_task(python_callable: Callable | None = None, **kwargs: Any) -> TaskDeco
     Arguments are VeoOperator's (``model``, ``output_path``, ``wait_mode``, ...). Like
     VeoOperator, it defaults to ``retries=2`` unless the task or ``default_args`` set retries.
     """
+    if kwargs.get("multiple_outputs"):
+        raise ValueError("@task.veo returns one dict (the VeoOperator result): multiple_outputs is not supported")
+    # Explicit, or a function annotated ``-> dict`` (it returns request fields) would switch it on.
+    kwargs["multiple_outputs"] = False
     for name, default in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY)):
         if name not in kwargs and name not in _default_args():
             kwargs[name] = default

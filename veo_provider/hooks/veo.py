@@ -188,6 +188,7 @@ class VeoHook(BaseHook):
 
     @property
     def settings(self) -> VeoSettings:
+        """The connection's settings, read once per hook (the token never leaves them)."""
         if self._settings is None:
             conn = self.get_connection(self.veo_conn_id)
             self._settings = VeoSettings.from_connection(conn, conn.extra_dejson)
@@ -209,6 +210,7 @@ class VeoHook(BaseHook):
         return self._client
 
     def close(self) -> None:
+        """Close the hook's sync client (the shared async client lives with its event loop)."""
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -303,6 +305,7 @@ class VeoHook(BaseHook):
         return _submission(self._call(path, body, paid=True, read=read), path)
 
     def get_task(self, task_id: str) -> TaskRecord:
+        """One job's record (free read, retried on 429/5xx/network errors)."""
         return TaskRecord.model_validate(self._call("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False))
 
     def get_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
@@ -381,15 +384,18 @@ class VeoHook(BaseHook):
     # ------------------------------------------------------------------ public API (async)
 
     async def asubmit(self, request: VeoRequest) -> Submission:
+        """``submit`` without blocking the event loop."""
         path, body, read = self._submit_args(await self.aget_settings(), request)
         log.info("Submitting a Veo job: POST %s (%s)", path, _describe(body))
         return _submission(await self._acall(path, body, paid=True, read=read), path)
 
     async def aget_task(self, task_id: str) -> TaskRecord:
+        """``get_task`` without blocking the event loop (the triggerer's way)."""
         body = await self._acall("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False)
         return TaskRecord.model_validate(body)
 
     async def aget_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """``get_tasks`` without blocking the event loop: 50 ids a ``retrieve_batch`` call."""
         records: list[TaskRecord] = []
         for chunk in _chunks(task_ids):
             body = await self._acall("/veo/tasks", {"ids": chunk, "action": "retrieve_batch"}, paid=False)

@@ -98,6 +98,7 @@ class VeoOperator(BaseOperator):
     :param retries: Default 2 (not Airflow's 0) unless ``default_args`` set it: a retry resumes
         the job already paid for, and it covers Airflow's resume race (apache/airflow#66374).
     :param retry_delay: Default 30 seconds.
+    :type execution_timeout: datetime.timedelta | None
     :param execution_timeout: Honoured across the deferral too (Airflow 3.3 does not,
         apache/airflow#69678): the try ends with a task timeout; a retry resumes the same job.
 

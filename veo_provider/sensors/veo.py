@@ -37,6 +37,7 @@ class VeoSensor(BaseSensorOperator):
     :param output_path: Optional local path or ObjectStoragePath URL to stream the video to (templated).
     :param retries: Default 2 unless ``default_args`` set it (covers Airflow's resume race,
         apache/airflow#66374; a retry only waits again, it pays nothing).
+    :param retry_delay: Default 30 seconds.
     """
 
     template_fields: Sequence[str] = ("veo_task_id", "veo_conn_id", "output_path")
