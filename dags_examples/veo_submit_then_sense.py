@@ -1,7 +1,9 @@
 """Submit a video and wait for it in a separate, deferrable sensor.
 
-Useful when the waiting should have its own timeout / soft_fail, or when the Veo task id comes
-from elsewhere (another DAG, an API call): the sensor only needs the id.
+``submit`` (``wait_for_completion=False``) returns right after the paid POST; its XCom's
+``task_id`` is the Veo job. ``wait`` (VeoSensor) waits for that job in the triggerer with its own
+``timeout`` / ``soft_fail`` and writes the MP4. Useful when the waiting should be separate, or
+when the Veo task id comes from elsewhere (another DAG, an API call): the sensor only needs the id.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from airflow.sdk import dag
 from veo_provider.operators.veo import VeoOperator
 from veo_provider.sensors.veo import VeoSensor
 
+OUTPUT_DIR = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-videos")
 POLL_INTERVAL = float(os.environ.get("VEO_POLL_INTERVAL", "15"))
 
 
@@ -31,6 +34,7 @@ def veo_submit_then_sense():
         veo_task_id="{{ ti.xcom_pull(task_ids='submit')['task_id'] }}",
         poke_interval=POLL_INTERVAL,
         timeout=1800,
+        output_path="file://" + OUTPUT_DIR + "/sensed/{{ dag_run.run_after | ts_nodash }}.mp4",
     )
     submit >> wait
 
