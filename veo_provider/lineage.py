@@ -1,14 +1,13 @@
 """Assets and lineage of a written video: the asset event's metadata and the OpenLineage facets.
 
 Declare the written file as an Airflow Asset on the task (``outlets=[output_asset(...)]``) and
-downstream DAGs scheduled on that Asset run on each new video; the operator calls
-``emit_asset_event`` when the video is written, so the event carries the video's metadata.
-With the OpenLineage provider installed (extra ``openlineage``), ``openlineage_facets`` describes
-the run: inputs (image URLs), output (the written file) and the Veo job.
+downstream DAGs scheduled on that Asset run on each new video. A Veo operator (``VeoLineageMixin``)
+calls ``record_lineage`` once the video is written: the asset event carries the video's metadata
+(``emit_asset_event``) and, with the OpenLineage provider installed (extra ``openlineage``),
+``openlineage_facets`` describes the run: inputs (image URLs), output (the file), the Veo job.
 
 No HTTP here and no secrets: URLs lose their query string, fragment and user info.
-OpenLineage is imported only when its facets are asked for.
-"""
+OpenLineage is imported only when its facets are asked for."""
 
 from __future__ import annotations
 
@@ -24,7 +23,14 @@ from airflow.sdk import Asset, AssetAlias
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-__all__ = ["asset_extra", "dataset_naming", "emit_asset_event", "openlineage_facets", "output_asset"]
+__all__ = [
+    "VeoLineageMixin",
+    "asset_extra",
+    "dataset_naming",
+    "emit_asset_event",
+    "openlineage_facets",
+    "output_asset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +48,18 @@ _EXTRA_KEYS = (
     "trace_id",
     "created_at",
     "complete_at",
+    "prompt",
+    "resolution",
 )
-#: Keys newer XCom results may carry: copied when present.
-_EXTRA_OPTIONAL = ("prompt", "resolution", "aspect_ratio")
+#: Keys some XCom results carry: copied when present.
+_EXTRA_OPTIONAL = ("aspect_ratio",)
 #: Request fields worth recording as OpenLineage execution parameters (never an image mask: base64).
-_PARAMETERS = ("endpoint", "action", "model", "resolution", "aspect_ratio", "video_id", "prompt")
+_PARAMETERS = ("endpoint", "action", "model", "resolution", "aspect_ratio", "video_id", "prompt", "trace_id")
+#: What the XCom result says was sent (its ``video_id`` is the output's, not the request's).
+_SENT = ("model", "action", "prompt", "resolution", "trace_id")
 _MAX_PARAMETER = 1000
+#: The operator arguments ``VeoLineageMixin`` reads for the OpenLineage request summary.
+_REQUEST_FIELDS = ("endpoint", "action", "model", "prompt", "image_urls", "video_id", "resolution", "aspect_ratio")
 
 
 # ------------------------------------------------------------------------------ naming
@@ -171,14 +183,21 @@ def emit_asset_event(context: Mapping[str, Any], task: Any, xcom_result: Mapping
 
 
 def _parameters(xcom_result: Mapping[str, Any], request_summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    merged = {**{k: v for k, v in request_summary.items() if v is not None}, "trace_id": xcom_result.get("trace_id")}
-    for key in ("model", "action"):
-        merged[key] = xcom_result.get(key) or merged.get(key)
-    return [
-        (key, str(merged[key])[:_MAX_PARAMETER])
-        for key in (*_PARAMETERS, "trace_id")
-        if merged.get(key) not in (None, "", [])
-    ]
+    """Request fields as asked, overlaid with what the result says was sent (e.g. the default action)."""
+    merged = {key: value for key, value in request_summary.items() if value is not None}
+    merged.update({key: xcom_result[key] for key in _SENT if xcom_result.get(key) is not None})
+    return [(key, str(merged[key])[:_MAX_PARAMETER]) for key in _PARAMETERS if merged.get(key) not in (None, "", [])]
+
+
+def _execution_parameters(parameters: list[tuple[str, str]]) -> Any | None:
+    """The ``executionParameters`` run facet; None without parameters or on an older OpenLineage client."""
+    try:
+        from openlineage.client.facet_v2 import execution_parameters_run as ep
+    except ImportError:
+        return None
+    if not parameters:
+        return None
+    return ep.ExecutionParametersRunFacet(parameters=[ep.ExecutionParameter(key=k, value=v) for k, v in parameters])
 
 
 def _input_urls(request_summary: Mapping[str, Any]) -> list[str]:
@@ -201,7 +220,7 @@ def openlineage_facets(
     try:
         from airflow.providers.openlineage.extractors import OperatorLineage
         from openlineage.client.event_v2 import Dataset
-        from openlineage.client.facet_v2 import execution_parameters_run, external_query_run
+        from openlineage.client.facet_v2 import external_query_run
     except ImportError:
         return None
     result = xcom_result or {}
@@ -214,9 +233,29 @@ def openlineage_facets(
         run_facets["externalQuery"] = external_query_run.ExternalQueryRunFacet(
             externalQueryId=str(result["task_id"]), source="veo"
         )
-    parameters = [
-        execution_parameters_run.ExecutionParameter(key=key, value=value) for key, value in _parameters(result, summary)
-    ]
-    if parameters:
-        run_facets["executionParameters"] = execution_parameters_run.ExecutionParametersRunFacet(parameters=parameters)
+    parameters = _execution_parameters(_parameters(result, summary))
+    if parameters is not None:
+        run_facets["executionParameters"] = parameters
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)
+
+
+# ------------------------------------------------------------------------------ operator mixin
+
+
+class VeoLineageMixin:
+    """Lineage for a Veo operator: call ``record_lineage(context, result)`` once the video is written.
+
+    It attaches the video's metadata to the task's asset events at once, and keeps the result for
+    ``get_openlineage_facets_on_complete``, which the OpenLineage provider (when installed) calls
+    in the same process after the task succeeds.
+    """
+
+    _veo_lineage_result: dict[str, Any] | None = None
+
+    def record_lineage(self, context: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        emit_asset_event(context, self, result)
+        self._veo_lineage_result = dict(result)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        request = {name: getattr(self, name, None) for name in _REQUEST_FIELDS}
+        return openlineage_facets(self._veo_lineage_result, request)

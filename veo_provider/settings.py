@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-__all__ = ["DEFAULT_BASE_URL", "EXTRAS", "VeoSettings", "callback_secrets", "connection_form"]
+__all__ = ["DEFAULT_BASE_URL", "EXTRAS", "VeoSettings", "callback_secrets", "connection_form", "read_extra_async"]
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
 GET_1080P = "get1080p"  # the spelling of the current spec (models.requests has the aliases)
@@ -250,3 +250,20 @@ class VeoSettings:
             "authorization": f"Bearer {self.token}",
             "content-type": "application/json",
         }
+
+
+async def read_extra_async(conn: Connection) -> dict[str, Any]:
+    """The connection's extras without a sync supervisor call on the event loop.
+
+    common-compat >= 1.23 (Python 3.11+) has a helper; on Python 3.10 the newest common-compat
+    is 1.20, so fall back to what Airflow 3.3.2 offers itself.
+    """
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+    except ImportError:
+        if hasattr(conn, "aextra_dejson"):
+            return await conn.aextra_dejson()
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(lambda: conn.extra_dejson)()
+    return await get_async_extra_dejson(conn)

@@ -47,10 +47,9 @@ from veo_provider.models import (
     VeoResult,
     VideosRequest,
 )
-from veo_provider.settings import VeoSettings
+from veo_provider.settings import VeoSettings, read_extra_async
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
     from airflow.sdk.io.path import ObjectStoragePath
 
 __all__ = ["VeoHook", "VeoSettings"]
@@ -200,7 +199,7 @@ class VeoHook(BaseHook):
             from airflow.providers.common.compat.connection import get_async_connection
 
             conn = await get_async_connection(self.veo_conn_id, hook=self)
-            self._settings = VeoSettings.from_connection(conn, await _async_extra(conn))
+            self._settings = VeoSettings.from_connection(conn, await read_extra_async(conn))
         return self._settings
 
     def get_conn(self) -> httpx.Client:
@@ -404,23 +403,6 @@ class VeoHook(BaseHook):
 
 
 # ------------------------------------------------------------------------------ small helpers
-
-
-async def _async_extra(conn: Connection) -> dict[str, Any]:
-    """The connection's extras without a sync supervisor call on the event loop.
-
-    common-compat >= 1.23 (Python 3.11+) has a helper; on Python 3.10 the newest common-compat
-    is 1.20, so fall back to what Airflow 3.3.2 offers itself.
-    """
-    try:
-        from airflow.providers.common.compat.connection import get_async_extra_dejson
-    except ImportError:
-        if hasattr(conn, "aextra_dejson"):
-            return await conn.aextra_dejson()
-        from asgiref.sync import sync_to_async
-
-        return await sync_to_async(lambda: conn.extra_dejson)()
-    return await get_async_extra_dejson(conn)
 
 
 def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:

@@ -16,10 +16,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
+from veo_provider.lineage import VeoLineageMixin
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import (
     KNOWN_MODELS,
-    TaskState,
     TaskStatus,
     VeoEvent,
     VeoRequest,
@@ -29,6 +29,7 @@ from veo_provider.models import (
 )
 from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
+from veo_provider.operators.resume import claimed_job, status_of_paid_job
 from veo_provider.waiting import (
     CALLBACK_FIRST_CHECK,
     CALLBACK_GRACE,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["VeoOperator"]
 
 
-class VeoOperator(BaseOperator):
+class VeoOperator(VeoLineageMixin, BaseOperator):
     """Generate (or upscale, extend, reshoot, edit) a video with Veo and wait for it without a worker slot.
 
     One operator covers every paid endpoint: ``endpoint`` picks it, and the other arguments
@@ -237,7 +238,7 @@ class VeoOperator(BaseOperator):
         if entry is not None and self.reuse_existing_job:
             if entry.veo_task_id is None:
                 return self._resume_uncertain(context, ledger, entry, mode, request, asked)
-            status = self._status_of_paid_job(entry)
+            status = status_of_paid_job(self.hook, entry, self.on_uncertain_submission)
             if status is not None:
                 self.log.info(
                     "Resuming Veo job %s (trace %s) from an earlier try: it is %s; not paying again.",
@@ -248,42 +249,12 @@ class VeoOperator(BaseOperator):
                 return self._continue(context, ledger, entry, status, mode)
         return self._submit(context, ledger, request, mode, asked)
 
-    def _status_of_paid_job(self, entry: LedgerEntry) -> TaskStatus | None:
-        """The status of the job an earlier try paid for; ``None`` when a new job should be submitted."""
-        from veo_provider.exceptions import VeoNotFoundError
-
-        assert entry.veo_task_id is not None
-        try:
-            status = decide_state(self.hook.get_task(entry.veo_task_id))
-        except VeoNotFoundError:
-            if self.on_uncertain_submission == "fail":
-                raise AirflowFailException(
-                    f"The Veo job {entry.veo_task_id} that an earlier try of this task paid for (submission key "
-                    f"{entry.key}) is unknown to the API (404). It was not resubmitted, to avoid paying twice. "
-                    f"{HOW_TO_RESOLVE}"
-                ) from None
-            self.log.warning(
-                "The API does not know Veo job %s from an earlier try (404); resubmitting as "
-                "on_uncertain_submission='resubmit' asks.",
-                entry.veo_task_id,
-            )
-            return None
-        if status.state is TaskState.FAILED:
-            self.log.warning(
-                "The job this task paid for earlier (%s) failed at the API (%s: %s); submitting a new one.",
-                entry.veo_task_id,
-                status.error_code,
-                status.error_message,
-            )
-            return None
-        return status
-
     def _resume_uncertain(
         self, context: Context, ledger: Ledger, entry: LedgerEntry, mode: str, request: VeoRequest, asked: str
     ) -> Any:
         """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
         delivery = ledger.callback(entry)
-        found = self._claimed_job(ledger, entry, delivery.veo_task_id) if delivery is not None else None
+        found = claimed_job(self.hook, ledger, entry, delivery.veo_task_id) if delivery is not None else None
         if found is not None:
             return self._continue(context, ledger, *found, mode)
         if self.on_uncertain_submission == "resubmit":
@@ -297,30 +268,6 @@ class VeoOperator(BaseOperator):
             self.log.warning("%s Waiting for its callback.", uncertain_message(entry.key, entry.at))
             return self._wait(context, entry, mode)
         raise AirflowFailException(f"{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}")
-
-    def _claimed_job(
-        self, ledger: Ledger, entry: LedgerEntry, veo_task_id: str | None
-    ) -> tuple[LedgerEntry, TaskStatus] | None:
-        """Adopt the job a callback names for a lost submission, if the API shows it is ours."""
-        from veo_provider.exceptions import VeoNotFoundError
-
-        if not veo_task_id:
-            return None
-        try:
-            record = self.hook.get_task(veo_task_id)
-        except VeoNotFoundError:
-            record = None
-        reconciled = entry.reconcile(record) if record is not None else None
-        if record is None or reconciled is None:
-            self.log.warning(
-                "A callback named Veo job %s for the lost submission %s, but the API does not show that job as "
-                "created by this submission; ignoring the callback.",
-                veo_task_id,
-                entry.key,
-            )
-            return None
-        self.log.info("The lost submission %s created Veo job %s (confirmed by the API).", entry.key, veo_task_id)
-        return ledger.write(reconciled), decide_state(record)
 
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
@@ -435,7 +382,7 @@ class VeoOperator(BaseOperator):
                 f"{entry.key if entry else 'nothing'}; a retry resumes from the ledger."
             )
         if entry.veo_task_id is None:
-            found = self._claimed_job(ledger, entry, ev.veo_task_id)
+            found = claimed_job(self.hook, ledger, entry, ev.veo_task_id)
             if found is None:
                 return self._wait(context, entry, "callback", ev.deadline)
             entry, status = found
@@ -456,6 +403,7 @@ class VeoOperator(BaseOperator):
         result = self._xcom(context, status, self.hook.save_video(status, self.output_path))
         for key in ("video_id", "video_url"):  # so that op.output["video_id"] works
             _push(context, key, result[key])
+        self.record_lineage(context, result)  # asset events for the task's outlets; OpenLineage facets
         return result
 
     def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
