@@ -32,7 +32,8 @@ def veo_taskflow():
 
     @task
     def report(results: list[dict]) -> list[str]:
-        return [r["output_path"] for r in results]
+        # Index within len(): iterating the lazy XCom sequence logs "[error] XCom not found" at its end.
+        return [results[i]["output_path"] for i in range(len(results))]
 
     report(generate.expand(topic=topics()))
 

@@ -48,9 +48,12 @@ def veo_text_to_video():
 
     @task
     def report(results: list[dict]) -> list[str]:
-        for r in results:
-            print(f"Veo task {r['task_id']}: {r['state']} -> {r['output_path']}")
-        return [r["output_path"] for r in results]
+        # Index within len(): iterating Airflow's lazy XCom sequence asks for one item past the
+        # end, which its client logs as "[error] XCom not found" in an otherwise clean log.
+        videos = [results[i] for i in range(len(results))]
+        for r in videos:
+            print(f"Veo task {r['task_id']}: {r['state']} -> {r['output_path']} ({r['prompt'][:40]}...)")
+        return [r["output_path"] for r in videos]
 
     report(videos.output)
 

@@ -29,6 +29,8 @@ def test_example_dag_generates_three_videos_once_each(dags_test, emulator):
     links = result.xcoms("veo_text_to_video", "generate", key="_link_VeoVideoLink")
     assert links == [x["video_url"] for x in xcoms], "the 'Veo video' button opens each task's video"
     assert emulator.jobs_created == 3 and emulator.max_jobs_per_body == 1
+    errors = [line for line in result.output.splitlines() if "[error" in line]
+    assert errors == [], "a successful run logs no [error] line (deferral, extra link, report)"
 
 
 def test_sensor_waits_for_a_job_submitted_without_waiting(dags_test, emulator):
