@@ -8,6 +8,7 @@ deadline handed to the trigger carries it, and reaching it raises Airflow's own 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import warnings
 from datetime import datetime, timedelta
@@ -44,6 +45,8 @@ DEFAULT_RETRIES = max(2, conf.getint("core", "default_task_retries", fallback=0)
 DEFAULT_RETRY_DELAY = timedelta(seconds=30)
 
 WAIT_MODES = ("auto", "poll", "callback")
+#: A year: longer waits are a typo, and timedelta/defer() overflow on huge ones.
+MAX_SECONDS = 366 * 24 * 3600
 ON_UNCERTAIN = ("fail", "resubmit")
 #: Callback URLs stay valid this long after the task's own timeout (late deliveries still count).
 CALLBACK_GRACE = 24 * 3600
@@ -52,7 +55,12 @@ CALLBACK_FIRST_CHECK = 10.0
 
 
 def check_wait_arguments(
-    *, wait_mode: str, on_uncertain_submission: str, confirm_callback: bool = True, **seconds: float
+    *,
+    wait_mode: str,
+    on_uncertain_submission: str,
+    confirm_callback: bool = True,
+    first_poll_delay: float = 0.0,
+    **seconds: float,
 ) -> None:
     """Refuse a wait that cannot work, at DAG-parse time (the message names the argument and the fix)."""
     if not confirm_callback:
@@ -66,9 +74,11 @@ def check_wait_arguments(
         raise ValueError(f"wait_mode {wait_mode!r} is unknown: use one of {', '.join(WAIT_MODES)}")
     if on_uncertain_submission not in ON_UNCERTAIN:
         raise ValueError(f"on_uncertain_submission {on_uncertain_submission!r} is unknown: use 'fail' or 'resubmit'")
-    for name, value in seconds.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be a positive number of seconds (got {value!r})")
+    for name, value in {**seconds, "first_poll_delay": first_poll_delay}.items():
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        low_ok = ok and (value >= 0 if name == "first_poll_delay" else value > 0)
+        if not low_ok or value > MAX_SECONDS:
+            raise ValueError(f"{name} must be a positive number of seconds up to a year (got {value!r})")
 
 
 def finished(status: TaskStatus, veo_task_id: str | None) -> TaskStatus | None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -278,7 +279,7 @@ async def _read_body(request: Request) -> bytes:
     """The body, refused (413) past MAX_BODY_BYTES whether or not Content-Length says so."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not re.fullmatch(r"[0-9]{1,12}", declared.strip()):
             raise CallbackRejected(400, "Content-Length is not a number")
         if int(declared) > MAX_BODY_BYTES:
             raise CallbackRejected(413, f"the body is larger than {MAX_BODY_BYTES} bytes")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from veo_provider.exceptions import VeoError
 
-__all__ = ["capped", "check_writable", "content_length", "destination", "write"]
+__all__ = ["capped", "check_writable", "content_length", "destination", "exactly", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,15 @@ def check_writable(output_path: Any) -> None:
     A local folder must be creatable and writable (probed with a file created and removed); an
     object-store URL needs a filesystem registered for its scheme (e.g. its provider installed).
     """
+    if not isinstance(output_path, str | os.PathLike):
+        raise ValueError(f"output_path must be a path or URL string (got a {type(output_path).__name__})")
     shown = str(output_path)
+    if not shown.strip() or shown.rstrip().endswith(("/", "\\")):
+        raise ValueError(f"output_path {shown!r} names no file: end it with the video's file name, e.g. .../clip.mp4")
     try:
         target, shown = destination(output_path)
+        if isinstance(target, Path) and target.is_dir():
+            raise ValueError("it is an existing folder; name the video file inside it, e.g. .../clip.mp4")
         if isinstance(target, Path):
             probe = target.with_name(f".{target.name}.{uuid.uuid4().hex}.probe")
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
@@ -61,6 +67,16 @@ def check_writable(output_path: Any) -> None:
             f"output_path {shown!r} cannot be written ({exc}): use a writable local path or file:// URL, "
             "or an object-store URL whose filesystem is available (e.g. s3:// with the Amazon provider installed)"
         ) from None
+
+
+def exactly(chunks: Iterable[bytes], declared: int | None, short: Callable[[int, int], Exception]) -> Iterator[bytes]:
+    """The chunks, failing at the end when fewer (or more) bytes came than the answer declared."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        yield chunk
+    if declared is not None and total != declared:
+        raise short(total, declared)
 
 
 def content_length(headers: Any) -> int | None:
@@ -101,6 +117,8 @@ def _write_local(target: Path, chunks: Iterable[bytes]) -> None:
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before it takes the target's name (power loss)
         os.replace(tmp, target)
     except BaseException:
         _remove(tmp)

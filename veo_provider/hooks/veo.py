@@ -14,9 +14,11 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -47,6 +49,7 @@ from veo_provider.models import (
     VeoResult,
     VideosRequest,
 )
+from veo_provider.models.requests import describe
 from veo_provider.settings import VeoSettings, read_extra_async
 
 if TYPE_CHECKING:
@@ -300,7 +303,7 @@ class VeoHook(BaseHook):
     def submit(self, request: VeoRequest) -> Submission:
         """Start a paid job; the answer holds the result too when the API answered synchronously."""
         path, body, read = self._submit_args(self.settings, request)
-        log.info("Submitting a Veo job: POST %s (%s)", path, _describe(body))
+        log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(self._call(path, body, paid=True, read=read), path)
 
     def get_task(self, task_id: str) -> TaskRecord:
@@ -349,10 +352,14 @@ class VeoHook(BaseHook):
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_response(response.status_code, _json_or_none(response), response.headers)
+                _check_video_type(response, url)
                 declared = files.content_length(response.headers)
                 if declared is not None and declared > limit:
                     raise too_large(declared, streamed=False)  # before anything is written
-                files.write(target, files.capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large))
+                chunks = files.capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large)
+                if response.headers.get("content-encoding", "identity") == "identity":
+                    chunks = files.exactly(chunks, declared, functools.partial(_short_body, url))
+                files.write(target, chunks)
         except (httpx.TransportError, httpx.TooManyRedirects) as exc:
             raise _http_error(exc, "GET", _redact(url)) from None
         log.info("Downloaded %s to %s", _redact(url), shown)
@@ -385,7 +392,7 @@ class VeoHook(BaseHook):
     async def asubmit(self, request: VeoRequest) -> Submission:
         """``submit`` without blocking the event loop."""
         path, body, read = self._submit_args(await self.aget_settings(), request)
-        log.info("Submitting a Veo job: POST %s (%s)", path, _describe(body))
+        log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(await self._acall(path, body, paid=True, read=read), path)
 
     async def aget_task(self, task_id: str) -> TaskRecord:
@@ -411,20 +418,27 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
         yield ids[i : i + BATCH_SIZE]
 
 
-def _describe(body: dict[str, Any]) -> str:
-    """What a submission asks for, for logs (no prompt text, no callback URL: it holds a signature)."""
-    keys = ("action", "model", "video_id", "resolution", "aspect_ratio", "motion_type")
-    parts = [f"{k}={body[k]}" for k in keys if body.get(k) is not None]
-    if body.get("image_urls"):
-        parts.append(f"images={len(body['image_urls'])}")
-    parts.append("mode=" + ("callback" if body.get("callback_url") else "async" if body.get("async") else "sync"))
-    return ", ".join(parts)
-
-
 def _redact(url: str) -> str:
     """A URL without its query string (signed CDN links carry credentials there)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+#: What a CDN or proxy answers instead of a video (an error or login page) even with a 200.
+_NOT_VIDEO = re.compile(r"^(text/|application/(json|xml|problem)|[^;]*\+(json|xml))", re.IGNORECASE)
+
+
+def _check_video_type(response: httpx.Response, url: str) -> None:
+    kind = response.headers.get("content-type", "")
+    if _NOT_VIDEO.match(kind.strip()):
+        raise VeoServerError(
+            f"{_redact(url)} answered {kind.split(';')[0]!r}, not a video (an error page?); nothing was written",
+            status=response.status_code,
+        )
+
+
+def _short_body(url: str, got: int, declared: int) -> VeoTransportError:
+    return VeoTransportError(f"GET {_redact(url)} ended after {got:,} of {declared:,} bytes; nothing was written")
 
 
 def _json_or_none(response: httpx.Response) -> Any:

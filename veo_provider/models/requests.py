@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import json
 import re
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -62,6 +65,42 @@ def _check_http_url(field: str, value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
         raise ValueError(f"{field} must be an http(s) URL (got {value[:80]!r}): pass a public http:// or https:// URL")
     return value
+
+
+_PRIVATE_SUFFIXES = (".localhost", ".internal", ".local", ".lan", ".home.arpa")
+
+
+def _check_public_url(field: str, value: str) -> str:
+    """An image URL the vendor can fetch: http(s), a public host, no credentials, no spaces.
+
+    The API downloads it from the vendor's side: a private or loopback address cannot work and
+    would tell a stranger our internal host names.
+    """
+    value = _check_http_url(field, value)
+    fix = f"{field} must be a public http(s) URL the Veo API can fetch"
+    if re.search(r"\s", value):
+        raise ValueError(f"{fix} (it contains whitespace): encode spaces as %20")
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError(f"{fix} (it carries a user name or password): use a URL without credentials")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host or host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
+        raise ValueError(f"{fix} (got host {host!r}): upload the image somewhere public, e.g. a signed bucket URL")
+    address = _as_address(host)
+    if address is not None and not address.is_global:
+        raise ValueError(f"{fix} (got the non-public address {host!r}): upload the image somewhere public")
+    return value
+
+
+def _as_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP a host names, also as one decimal or hex number (2130706433, 0x7f000001); None for a name."""
+    try:
+        address = ipaddress.ip_address(int(host, 0) if re.fullmatch(r"0x[0-9a-f]+|\d+", host) else host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class _Request(BaseModel):
@@ -167,7 +206,7 @@ class VideosRequest(_Request):
     def _urls(cls, v: list[str] | None) -> list[str] | None:
         if v is None:
             return v
-        return [_check_http_url(f"image_urls[{i}]", u) for i, u in enumerate(v)]
+        return [_check_public_url(f"image_urls[{i}]", u) for i, u in enumerate(v)]
 
     @model_validator(mode="after")
     def _per_action(self) -> VideosRequest:
@@ -251,6 +290,12 @@ class ObjectsRequest(_Request):
     prompt: str | None = None
     image_mask: str | None = None
 
+    @field_validator("image_mask")
+    @classmethod
+    def _mask(cls, v: str | None) -> str | None:
+        # A URL must be one the API can fetch; anything without a scheme is base64 image data.
+        return _check_public_url("image_mask", v) if v is not None and "://" in v[:16] else v
+
     @model_validator(mode="after")
     def _per_action(self) -> ObjectsRequest:
         if self.action == "insert" and not self.prompt:
@@ -325,6 +370,18 @@ def request_from_arguments(
     An argument the endpoint does not take is refused (it would be silently dropped otherwise);
     ``extra_body`` passes new API fields through but never overrides an explicit argument.
     """
+    if not isinstance(endpoint, str):
+        raise VeoRequestError(
+            [f"endpoint must be a string (got a {type(endpoint).__name__}): use one of {', '.join(ENDPOINTS)}"]
+        )
+    if extra_body is not None and not isinstance(extra_body, dict):
+        raise VeoRequestError([f"extra_body must be a dict of JSON fields (got a {type(extra_body).__name__})"])
+    try:
+        json.dumps(extra_body or {}, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise VeoRequestError(
+            [f"extra_body must hold only JSON values (numbers, strings, lists, dicts): {exc}"]
+        ) from None
     explicit = {k: v for k, v in arguments.items() if v is not None}
     if endpoint == "videos":
         explicit.setdefault("action", "text2video")
@@ -339,3 +396,13 @@ def request_from_arguments(
             ]
         )
     return build_request(endpoint, **{**(extra_body or {}), **explicit})
+
+
+def describe(body: dict[str, Any]) -> str:
+    """What a submission asks for, for logs (no prompt text, no callback URL: it holds a signature)."""
+    keys = ("action", "model", "video_id", "resolution", "aspect_ratio", "motion_type")
+    parts = [f"{k}={body[k]}" for k in keys if body.get(k) is not None]
+    if body.get("image_urls"):
+        parts.append(f"images={len(body['image_urls'])}")
+    parts.append("mode=" + ("callback" if body.get("callback_url") else "async" if body.get("async") else "sync"))
+    return ", ".join(parts)

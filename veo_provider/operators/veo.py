@@ -151,6 +151,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             poll_interval=poll_interval,
             timeout=timeout,
             safety_poll_interval=safety_poll_interval,
+            first_poll_delay=first_poll_delay,
         )
         if isinstance(image_urls, str):
             image_urls = [image_urls]
