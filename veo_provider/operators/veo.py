@@ -64,8 +64,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     :param model: ``veo3``, ``veo3-fast``, ``veo31``, ``veo31-fast``, ``veo31-fast-ingredients``,
         ``veo2``, ``veo2-fast``; a newer model's exact id is sent as given.
     :param prompt: What to generate (templated).
-    :param image_urls: http(s) image URLs: 1-2 for image2video (first, last frame), 1-3 for
-        ingredients2video (templated).
+    :param image_urls: Public http(s) image URLs (the API fetches them from its side, so private,
+        loopback and credentialed URLs are refused): 1-2 for image2video (first, last frame), 1-3
+        for ingredients2video (templated).
     :param video_id: ``data[].id`` of an earlier result, for get1080p and the editing endpoints.
     :param resolution: ``1080p``, ``4k`` (veo31), ``gif``; omitted means 720p.
     :param aspect_ratio: ``16:9`` (default at the API), ``9:16``, ``3:4``, ``4:3``, ``1:1``.
