@@ -60,7 +60,6 @@ __all__ = ["VeoHook", "VeoSettings"]
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
-_DOWNLOAD_CHUNK = 1024 * 1024
 _MB = 1024 * 1024
 # ------------------------------------------------------------------------- shared HTTP logic
 
@@ -356,7 +355,8 @@ class VeoHook(BaseHook):
                 declared = files.content_length(response.headers)
                 if declared is not None and declared > limit:
                     raise too_large(declared, streamed=False)  # before anything is written
-                chunks = files.capped(response.iter_bytes(_DOWNLOAD_CHUNK), limit, too_large)
+                # As the network delivers it: re-chunking to a fixed size copies every byte again.
+                chunks = files.capped(response.iter_bytes(), limit, too_large)
                 if response.headers.get("content-encoding", "identity") == "identity":
                     chunks = files.exactly(chunks, declared, functools.partial(_short_body, url))
                 files.write(target, chunks)
