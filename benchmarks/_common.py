@@ -17,7 +17,30 @@ import psutil
 #: The emulator's default token (the emulator and every benchmark connection use it).
 TOKEN = "test-token"
 
-__all__ = ["TOKEN", "Row", "Summary", "Usage", "arguments", "median", "percentile", "rss_peak_sampler", "usage"]
+__all__ = [
+    "TOKEN",
+    "Row",
+    "Summary",
+    "Usage",
+    "arguments",
+    "child_json",
+    "median",
+    "percentile",
+    "rss_peak_sampler",
+    "usage",
+]
+
+
+def child_json(module: str, args: Sequence[str], what: str, *, timeout: float = 300, **run: Any) -> dict[str, Any]:
+    """Run ``python -m module args`` in its own process (so its RSS and CPU are its own) and
+    return the JSON of its last stdout line; a failure raises with the child's stderr."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, **run)
+    if out.returncode:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def arguments(doc: str | None, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -19,8 +19,6 @@ import argparse
 import asyncio
 import json
 import secrets
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks._airflow import CALLBACK_SECRET, ROOT, BenchAirflow, bench_airflow
-from benchmarks._common import Row, Summary, percentile, usage
+from benchmarks._common import Row, Summary, child_json, percentile, usage
 from benchmarks.bench_triggerer import submit_jobs
 from veo_provider.testing.emulator import Job
 
@@ -72,16 +70,7 @@ def _deliver(deliveries: list[dict[str, Any]], rate: float) -> list[dict[str, An
     with tempfile.NamedTemporaryFile("w", suffix=".json") as spec:
         json.dump({"deliveries": deliveries, "rate": rate}, spec)
         spec.flush()
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_callbacks", "--sender", spec.name],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    if out.returncode:
-        raise RuntimeError(f"the sender failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return child_json("benchmarks.bench_callbacks", ["--sender", spec.name], "the sender", timeout=600, cwd=ROOT)
 
 
 # ------------------------------------------------------------------ the DB poller

@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import TOKEN, Row, Summary, rss_peak_sampler
+from benchmarks._common import TOKEN, Row, Summary, child_json, rss_peak_sampler
 
 FULL: dict[str, Any] = {"bytes": 1 << 30, "repetitions": 2}
 SMOKE: dict[str, Any] = {"bytes": 8 << 20, "repetitions": 1}
@@ -65,13 +63,8 @@ def _child(kind: str, url: str, dest: str) -> dict[str, float]:
 def _measure(kind: str, url: str, workdir: Path) -> dict[str, float]:
     conn = {"conn_type": "veo", "host": url.split("/_emulator")[0], "password": TOKEN}
     env = {**os.environ, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn), "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
-    args = [sys.executable, "-m", "benchmarks.bench_download", "--child", kind, "--url", url]
-    out = subprocess.run(
-        [*args, "--dest", str(workdir / f"{kind}.mp4")], env=env, capture_output=True, text=True, timeout=600
-    )
-    if out.returncode:
-        raise RuntimeError(f"{kind} download failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = ["--child", kind, "--url", url, "--dest", str(workdir / f"{kind}.mp4")]
+    return child_json("benchmarks.bench_download", args, f"{kind} download", timeout=600, env=env)
 
 
 def _video_url(emu: Any, size: int) -> str:

@@ -16,14 +16,12 @@ import argparse
 import json
 import math
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._common import TOKEN, Row, Summary
+from benchmarks._common import TOKEN, Row, Summary, child_json
 
 FULL: dict[str, Any] = {"lanes": 250, "per_lane": 2, "retry_after": 1}
 SMOKE: dict[str, Any] = {"lanes": 5, "per_lane": 2, "retry_after": 1}
@@ -86,16 +84,7 @@ def _measure(url: str, size: dict[str, Any], tag: str) -> dict[str, Any]:
     conn = {"conn_type": "veo", "host": url, "password": TOKEN}
     env = {**os.environ, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn), "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
     args = ["--child", "--lanes", str(size["lanes"]), "--per-lane", str(size["per_lane"]), "--tag", tag]
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_ratelimit", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if out.returncode:
-        raise RuntimeError(f"the submissions failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_json("benchmarks.bench_ratelimit", args, "the submissions", env=env)
 
 
 def run(smoke: bool) -> Summary:

@@ -25,7 +25,17 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.callbacks.test_receiver import FAILURE, KEY, RUNNING, SECRET, SUCCESS, TI_KEY, FakeSink, url_for
+from tests.callbacks.test_receiver import (
+    FAILURE,
+    KEY,
+    RUNNING,
+    SECRET,
+    SUCCESS,
+    TI_KEY,
+    FakeSink,
+    asgi_scope,
+    url_for,
+)
 from veo_provider.callbacks.receiver import FORBIDDEN, MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 from veo_provider.callbacks.signing import CALLBACK_PARAMS, SIGNATURE_PARAM
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
@@ -420,23 +430,6 @@ def test_unicode_ids_round_trip_to_their_own_task_instance(
 # ---------------------------------------------------------------------------- slow bodies
 
 
-def _scope(url: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/callback",
-        "raw_path": b"/callback",
-        "root_path": "",
-        "query_string": urlsplit(url).query.encode(),
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
-
-
 async def _asgi_post(
     app: Any, url: str, chunks: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None
 ) -> tuple[int, bytes, int]:
@@ -456,7 +449,7 @@ async def _asgi_post(
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    await app(_scope(url, headers or [(b"content-type", b"application/json")]), receive, send)
+    await app(asgi_scope(url, headers or [(b"content-type", b"application/json")]), receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body, pulled
 

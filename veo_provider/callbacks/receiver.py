@@ -415,29 +415,20 @@ class AirflowCallbackSink(CallbackSink):
             )
 
     def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
-        from airflow.models.taskinstance import TaskInstance as TI
         from airflow.models.trigger import handle_event_submit
-        from airflow.sdk.serde import serialize
         from airflow.triggers.base import TriggerEvent
         from airflow.utils.state import TaskInstanceState
 
         with self._current(target) as tx:
+            # As Airflow's HITL route: the TI row locked (by _lock_ti), resume only a DEFERRED task.
+            # The payload is VeoEvent.build's JSON (ids only), so serde always encodes it.
             ti = self._lock_ti(tx, target)
-            if ti is None:
+            if ti is None or ti.state != TaskInstanceState.DEFERRED:
                 return False
-            # As Airflow's HITL route: lock the TI row, resume only a DEFERRED task.
-            locked_ti = tx.session.get(TI, ti.id, with_for_update={"of": TI})
-            if locked_ti is None or locked_ti.state != TaskInstanceState.DEFERRED:
-                return False
-            trigger = locked_ti.trigger if locked_ti.trigger_id is not None else None
+            trigger = ti.trigger if ti.trigger_id is not None else None
             if trigger is None or trigger.classpath != VEO_TRIGGER_CLASSPATH:
                 return False
             if dict(trigger.kwargs).get("submission_key") != target.submission_key:
                 return False
-            try:
-                serialize(payload)  # a body serde cannot encode would make handle_event_submit fail the task
-            except Exception as exc:
-                log.warning("Callback result of %s cannot be passed as an event (%s): not resuming", ti, exc)
-                return False
-            handle_event_submit(TriggerEvent(payload), task_instance=locked_ti, session=tx.session)
-            return locked_ti.state == TaskInstanceState.SCHEDULED
+            handle_event_submit(TriggerEvent(payload), task_instance=ti, session=tx.session)
+            return ti.state == TaskInstanceState.SCHEDULED
