@@ -48,10 +48,22 @@ class Ledger:
         return LedgerEntry.model_validate(raw) if raw else None
 
     def submitting(
-        self, key: str, endpoint: str, fingerprint: str, conn_id: str, sent: dict[str, Any] | None = None
+        self,
+        key: str,
+        endpoint: str,
+        fingerprint: str,
+        conn_id: str,
+        sent: dict[str, Any] | None = None,
+        caps: dict[str, int] | None = None,
     ) -> LedgerEntry:
         entry = LedgerEntry(
-            state="submitting", key=key, endpoint=endpoint, fingerprint=fingerprint, conn_id=conn_id, sent=sent
+            state="submitting",
+            key=key,
+            endpoint=endpoint,
+            fingerprint=fingerprint,
+            conn_id=conn_id,
+            sent=sent,
+            caps=caps or None,
         )
         return self.write(entry)
 

@@ -75,6 +75,13 @@ EXTRAS: dict[str, Extra] = {
         _NUMBER,
         "A video larger than this is refused before or while streaming; nothing is left at output_path.",
     ),
+    "daily_job_limit": Extra(
+        None,
+        "Paid jobs per UTC day",
+        {"type": ["integer", "null"], "minimum": 1},
+        "Spending cap: at most this many paid submissions through this connection per UTC day, across "
+        "all DAGs, hosts and retries (counted in Airflow's metadata database). Empty: no cap.",
+    ),
     "get1080p_action": Extra(
         GET_1080P,
         "1080p fetch action spelling",
@@ -202,6 +209,23 @@ def _number(extra: dict[str, Any], key: str, unit: str = "seconds") -> float:
     return number
 
 
+def _limit(extra: dict[str, Any], key: str) -> int | None:
+    """A whole number >= 1, or None when not set (no cap)."""
+    value = extra.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value) if not isinstance(value, bool) and float(value) == int(float(value)) else None
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or number < 1:
+        raise ValueError(
+            f"Veo connection extra {key!r} must be a whole number of jobs, at least 1 (got {value!r}); "
+            "leave it empty for no cap"
+        )
+    return number
+
+
 def _default(name: str) -> Any:
     return EXTRAS[name].default
 
@@ -218,6 +242,7 @@ class VeoSettings:
     max_retries: int = int(_default("max_retries"))
     max_download_mb: float = float(_default("max_download_mb"))
     get1080p_action: str = _default("get1080p_action")
+    daily_job_limit: int | None = None
     callback_base_url: str | None = None
     callback_secret: str | None = field(default=None, repr=False, compare=False)
     callback_secret_previous: str | None = field(default=None, repr=False, compare=False)
@@ -233,6 +258,7 @@ class VeoSettings:
             max_retries=max(1, int(_number(extra, "max_retries"))),
             max_download_mb=_number(extra, "max_download_mb", unit="MB"),
             get1080p_action=extra.get("get1080p_action") or _default("get1080p_action"),
+            daily_job_limit=_limit(extra, "daily_job_limit"),
             callback_base_url=_callback_base_url(extra),
             callback_secret=extra.get("callback_secret") or None,
             callback_secret_previous=extra.get("callback_secret_previous") or None,

@@ -51,6 +51,7 @@ __all__ = [
     "LoadedTaskInstance",
     "create_app",
     "handle_callback",
+    "read_body",
 ]
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 raise CallbackRejected(415, "the body must be application/json")
-            answer = await handle_callback(the_sink, target, await _read_body(request))
+            answer = await handle_callback(the_sink, target, await read_body(request))
         except CallbackRejected as exc:
             return reject(exc, where)
         except Exception as exc:
@@ -265,6 +266,9 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
         log.info("Veo callback for %s: %s, resumed=%s", where, answer["status"], answer["resumed"])
         return JSONResponse(answer)
 
+    from veo_provider.callbacks.quota import add_quota_route
+
+    add_quota_route(app)
     return app
 
 
@@ -275,20 +279,20 @@ def _counts(items: list[tuple[str, str]]) -> dict[str, int]:
     return counts
 
 
-async def _read_body(request: Request) -> bytes:
-    """The body, refused (413) past MAX_BODY_BYTES whether or not Content-Length says so."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused (413) past ``limit`` bytes whether or not Content-Length says so."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not re.fullmatch(r"[0-9]{1,12}", declared.strip()):
             raise CallbackRejected(400, "Content-Length is not a number")
-        if int(declared) > MAX_BODY_BYTES:
-            raise CallbackRejected(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        if int(declared) > limit:
+            raise CallbackRejected(413, f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise CallbackRejected(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            raise CallbackRejected(413, f"the body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

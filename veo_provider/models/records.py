@@ -90,12 +90,15 @@ def result_to_xcom(
 class LedgerEntry(BaseModel):
     """What one task instance paid for: ``submitting`` before the paid POST, ``submitted`` after.
 
+    ``refused`` (the API definitely refused it) lives only while the spending cap's reservation
+    is handed back.
+
     Kept in Airflow's task state store under ``veo_submission`` (see ``ledger.py``).
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    state: Literal["submitting", "submitted"]
+    state: Literal["submitting", "submitted", "refused"]
     key: str
     veo_task_id: str | None = Field(default=None, alias="task_id")
     trace_id: str | None = None
@@ -106,6 +109,8 @@ class LedgerEntry(BaseModel):
     fingerprint: str | None = None
     #: What the XCom result reports of the request (``sent_summary``), for a later try or resume.
     sent: dict[str, Any] | None = None
+    #: The spending caps this submission is counted against (``spending.CAP_NAMES`` -> limit).
+    caps: dict[str, int] | None = None
     at: str = ""
 
     def dump(self) -> dict[str, Any]:

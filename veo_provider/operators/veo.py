@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from veo_provider import spending
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.lineage import VeoLineageMixin
@@ -97,6 +98,10 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         state and video URL a task acts on come from one authenticated read of the API.
     :param safety_poll_interval: In callback mode, seconds between the slow safety-net checks
         that catch lost callbacks (default 300; batched across all waiting tasks).
+    :param max_jobs_per_dag_run: Spending cap: at most this many paid submissions in one DAG run
+        (all tasks that set it, retries and mapped copies included; resuming a paid job never counts
+        again). Over it, the task fails before anything is sent. See also the connection extra
+        ``daily_job_limit``.
     :param retries: Default 2 (not Airflow's 0) unless ``default_args`` set it: a retry resumes
         the job already paid for, and it covers Airflow's resume race (apache/airflow#66374).
     :param retry_delay: Default 30 seconds.
@@ -140,6 +145,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         wait_mode: str = "auto",
         confirm_callback: bool = True,
         safety_poll_interval: float = 300.0,
+        max_jobs_per_dag_run: int | None = None,
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -154,6 +160,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             safety_poll_interval=safety_poll_interval,
             first_poll_delay=first_poll_delay,
         )
+        spending.check_limit("max_jobs_per_dag_run", max_jobs_per_dag_run)
         if isinstance(image_urls, str):
             image_urls = [image_urls]
         self.endpoint = endpoint
@@ -179,6 +186,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.on_uncertain_submission = on_uncertain_submission
         self.wait_mode = wait_mode
         self.safety_poll_interval = safety_poll_interval
+        self.max_jobs_per_dag_run = max_jobs_per_dag_run
 
     # ------------------------------------------------------------------------------ request
 
@@ -279,7 +287,10 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
         else:
             request.async_ = True
-        entry = ledger.submitting(key, self.endpoint, asked, self.veo_conn_id, sent_summary(request.to_body()))
+        caps = spending.caps(self.hook.settings.daily_job_limit, self.max_jobs_per_dag_run)
+        sent = sent_summary(request.to_body())
+        entry = ledger.submitting(key, self.endpoint, asked, self.veo_conn_id, sent, caps)
+        spending.reserve(context, ledger, entry)  # over a cap: fails here, before anything is sent
         try:
             submission = self.hook.submit(request)
         except VeoSubmissionUncertain as exc:
@@ -291,6 +302,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         except VeoError:
             # Refused, or provably never sent (connect failure): nothing was created, nothing paid,
             # so Airflow's own retry may submit again.
+            spending.release(context, ledger, entry, self.log)
             ledger.forget()
             raise
         entry = ledger.write(entry.submitted(submission.veo_task_id, submission.trace_id))

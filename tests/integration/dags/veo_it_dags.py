@@ -40,3 +40,18 @@ with _dag("veo_it_download_retry", retries=1):
 # Not deferrable: the worker runs the same wait loop.
 with _dag("veo_it_not_deferrable"):
     VeoOperator(task_id="generate", prompt="a fox in snow", model="veo3", deferrable=False, **FAST)
+
+# Spending cap: three mapped tasks, written as the docs show (the connection's daily_job_limit
+# comes from the test); one paid job's download fails once, and its retry must not count again.
+with _dag("veo_it_capped", retries=1):
+    VeoOperator.partial(
+        task_id="generate",
+        model="veo3",
+        output_path=OUT + "/capped/{{ run_id | replace(':', '_') }}-{{ ti.map_index }}.mp4",
+        **FAST,
+    ).expand(prompt=["a red kite", "a blue kite", "a green kite"])
+
+# The per-run cap: two tasks, one job per DAG run.
+with _dag("veo_it_run_capped"):
+    for name in ("first", "second"):
+        VeoOperator(task_id=name, prompt=f"the {name} shot", model="veo3", max_jobs_per_dag_run=1, **FAST)
