@@ -52,6 +52,7 @@ def cluster(request, tmp_path_factory, e2e_emulator):
             "AIRFLOW_CONN_VEO_LATE": json.dumps(late_conn),
             "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn),
             "AIRFLOW_CONN_VEO_CALLBACK": json.dumps(callback_conn),
+            "AIRFLOW_CONN_VEO_CAPPED": json.dumps({**conn, "extra": {"daily_job_limit": 2, "max_retries": 1}}),
             "VEO_OUTPUT_DIR": str(base / "videos"),
             "VEO_POLL_INTERVAL": "0.5",
         }

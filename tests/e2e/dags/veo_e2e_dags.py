@@ -85,3 +85,15 @@ with _bare_dag("veo_e2e_execution_timeout"):
 # The API refuses connections at first (connection veo_late points at a port nobody listens on yet).
 with _bare_dag("veo_e2e_api_down"):
     VeoOperator(task_id="generate", prompt="a lighthouse, {{ run_id }}", model="veo3", veo_conn_id="veo_late", **FAST)
+
+# Spending cap (connection veo_capped: daily_job_limit=2): three mapped tasks at once, counted
+# by the api-server's /veo/quota; a paid task whose download fails retries without counting.
+with _bare_dag("veo_e2e_capped"):
+    VeoOperator.partial(
+        task_id="generate",
+        model="veo3",
+        veo_conn_id="veo_capped",
+        output_path=OUT + "/capped/{{ run_id | replace(':', '_') }}-{{ ti.map_index }}.mp4",
+        retry_delay=timedelta(seconds=1),
+        **FAST,
+    ).expand(prompt=["a red kite", "a blue kite", "a green kite"])
