@@ -271,6 +271,15 @@ def test_download_streams_to_a_local_path(hook, tmp_path):
     assert list((tmp_path / "sub").iterdir()) == [tmp_path / "sub" / "v.mp4"]
 
 
+def test_a_signed_download_link_never_reaches_the_logs(hook, tmp_path, caplog):
+    signed = "https://cdn.example/v.mp4?X-Amz-Signature=SIGNED-SECRET-123&X-Amz-Credential=AKIA-SECRET"
+    with respx.mock, caplog.at_level(logging.DEBUG):
+        respx.get(signed).mock(return_value=httpx.Response(200, content=b"\x00ftyp" * 100))
+        hook.download(signed, tmp_path / "v.mp4")
+    assert "cdn.example/v.mp4" in caplog.text, "httpx's request line is still logged"
+    assert "SECRET" not in caplog.text
+
+
 def test_download_to_object_storage_url(hook, tmp_path):
     with respx.mock:
         respx.get("https://cdn.example/v.mp4").mock(return_value=httpx.Response(200, content=b"video"))

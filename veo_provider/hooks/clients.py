@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.cookiejar
+import logging
 import ssl
 import weakref
 from typing import Any
@@ -18,6 +19,21 @@ __all__ = ["MAX_REDIRECTS", "aclose_shared_async_client", "client_options", "sha
 
 #: More than a CDN or a proxy needs; a loop ends fast with a VeoRedirectError.
 MAX_REDIRECTS = 5
+
+
+class _NoQueryInRequestLogs(logging.Filter):
+    """httpx logs each request's full URL at INFO (task logs show it); a signed CDN link carries
+    its credentials in the query string, so the logged URL keeps only its path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and isinstance(args[1], httpx.URL) and args[1].query:
+            record.args = (args[0], f"{str(args[1]).split('?', 1)[0]}?[query hidden]", *args[2:])
+        return True
+
+
+if not any(isinstance(f, _NoQueryInRequestLogs) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_NoQueryInRequestLogs())
 
 
 @functools.cache
