@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from veo_provider.operators.veo import VeoOperator
 PROMPTS_CSV = Path(__file__).parent / "data" / "daily_prompts.csv"
 OUTPUT_DIR = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-videos")
 POLL_INTERVAL = float(os.environ.get("VEO_POLL_INTERVAL", "15"))
+log = logging.getLogger(__name__)
 # run_after also exists in manual runs, which have no logical date (so no {{ ds }}).
 DAY_DIR = OUTPUT_DIR + "/daily/{{ dag_run.run_after | ds }}"
 
@@ -60,9 +62,12 @@ def veo_daily_prompts():
         path = Path(day_dir) / "manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"videos": made, "failed": failed}, indent=2))
-        print(f"Manifest {path}: {len(made)} video(s) made, {len(failed)} failed")
+        # A log line, not print(): a print just before the task fails can be missing from the log.
+        log.info("Manifest %s: %d video(s) made, %d failed", path, len(made), len(failed))
         if failed:
-            raise AirflowFailException(f"{len(failed)} of {len(prompts)} videos failed (listed in {path})")
+            raise AirflowFailException(
+                f"{len(failed)} of {len(prompts)} videos failed, {len(made)} made (listed in {path})"
+            )
 
     videos >> manifest(prompts, day_dir=DAY_DIR)
 

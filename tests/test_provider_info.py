@@ -75,3 +75,15 @@ def test_airflow_cli_lists_the_provider_and_adds_a_veo_connection(tmp_path):
         [airflow, "connections", "get", "veo_default", "-o", "json"], env=env, capture_output=True, text=True
     )
     assert '"conn_type": "veo"' in got.stdout
+
+
+def test_the_providers_page_links_to_our_documentation():
+    """Airflow 3.3 links the Providers page to the package's "Documentation" project URL.
+
+    It overwrites the provider info's ``documentation-url`` with that URL (None when missing, and
+    the UI then links to an airflow.apache.org page that does not exist): keep both the same.
+    """
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    documentation = pyproject["project"]["urls"]["Documentation"]
+    assert documentation == veo_provider.get_provider_info()["documentation-url"]

@@ -207,3 +207,15 @@ async def test_the_wait_logs_changes_and_progress_without_flooding(api, caplog, 
     assert "is running after" in lines[0] and "next check in" in lines[0]
     assert 1 <= sum("is still running" in line for line in lines) <= 3, "progress, not one line per poll"
     assert "Waiting for Veo job t-1 (poll mode)" in logged
+
+
+async def test_the_fired_event_logs_as_one_short_line_without_the_api_answer(api):
+    """Airflow's triggerer logs ``Trigger fired event ... result=<repr>`` into the task log."""
+    from airflow.triggers.base import TriggerEvent
+
+    api.post("/veo/tasks").mock(return_value=batch(DONE))
+    [event] = [e async for e in trigger().run()]
+    assert isinstance(event, TriggerEvent) and event.payload["result"]["data"][0]["video_url"]
+    assert repr(event).startswith("TriggerEvent<success for Veo job t-1 after ")
+    assert "cdn.example" not in repr(event) and "\n" not in repr(event)
+    assert TriggerEvent.model_validate(event.model_dump()).payload == event.payload

@@ -93,6 +93,22 @@ def _until_next_tick(interval: float, now: float) -> float:
     return interval - (now % interval) if interval > 0 else 0.0
 
 
+class _VeoTriggerEvent(TriggerEvent):
+    """A TriggerEvent whose repr is one short line.
+
+    Airflow's triggerer writes ``Trigger fired event ... result=<repr of the event>`` into the
+    task log; the payload holds the whole API answer (every video URL), which belongs in XCom,
+    not on one log line. The payload itself is unchanged (the supervisor sees a TriggerEvent).
+    """
+
+    def __repr__(self) -> str:
+        p = self.payload if isinstance(self.payload, dict) else {}
+        return (
+            f"TriggerEvent<{p.get('status')} for Veo job {p.get('veo_task_id')} "
+            f"after {float(p.get('elapsed') or 0):.0f}s ({p.get('source')})>"
+        )
+
+
 #: While nothing changes, say "still running" at most this often (a task log, not a flood).
 PROGRESS_EVERY = 300.0
 
@@ -174,7 +190,7 @@ class VeoTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await self.wait())
+        yield _VeoTriggerEvent(payload=await self.wait())
 
     async def wait(self) -> dict[str, Any]:
         """The one wait loop; returns the single event payload."""
