@@ -1,0 +1,153 @@
+"""Hostile requests against a live api-server's ``/veo`` routes (issue 9, item 3, over real HTTP).
+
+``hostile_burst`` takes genuinely signed callback URLs (the emulator's jobs hold them), derives
+seeded hostile variants of each (forged, tampered, unsigned, expired, oversized, deeply nested,
+non-JSON, wrong content type, wrong connection, repeated parameter, wrong method, wrong job) plus
+forged spending-cap requests, and counts how each was answered. ``db_snapshot`` reads what a
+hostile request could have changed (task states, the task state store, the cap's Variables), so
+a caller compares it before and after. The property-based sweep of the same kinds is
+``test_hostile_callbacks.py`` (receiver app, many more examples); this is the same attack on
+Airflow's real api-server, its middleware and its database.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
+
+__all__ = ["HostileTally", "db_snapshot", "hostile_burst"]
+
+_TAMPERABLE = ("dag_id", "run_id", "task_id", "map_index", "key", "conn_id", "exp")
+
+
+@dataclass
+class HostileTally:
+    sent: int = 0
+    accepted: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    #: (kind, status, url path) of every hostile request answered 2xx or 5xx.
+    bad: list[tuple[str, int, str]] = field(default_factory=list)
+    healthy_after: bool = False
+
+
+def _params(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def _target(params: dict[str, str], **changes: Any) -> CallbackTarget:
+    fields = {
+        "dag_id": params["dag_id"],
+        "run_id": params["run_id"],
+        "task_id": params["task_id"],
+        "map_index": int(params["map_index"]),
+        "submission_key": params["key"],
+        "conn_id": params["conn_id"],
+        "expires_at": int(params["exp"]),
+    }
+    return CallbackTarget(**{**fields, **changes})
+
+
+def _variants(url: str, secret: str, job_id: str, rnd: random.Random) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    """(kind, url, body, headers) of each hostile request derived from one genuine URL."""
+    base = url.split("/callback?", 1)[0]
+    params = _params(url)
+    genuine = json.dumps({"success": True, "task_id": job_id, "data": [{"state": "succeeded"}]}).encode()
+    as_json = {"content-type": "application/json"}
+    forged_secret = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(48))
+    tampered = dict(params)
+    name = rnd.choice(_TAMPERABLE)
+    tampered[name] = tampered[name] + "1" if name in ("map_index", "exp") else tampered[name] + "x"
+    unsigned = {k: v for k, v in params.items() if k != "sig_token"}
+    deep: Any = {"task_id": job_id}
+    for _ in range(200):
+        deep = {"data": [deep]}
+    return [
+        ("forged", sign_callback_url(base, _target(params), forged_secret), genuine, as_json),
+        (f"tampered-{name}", f"{base}/callback?{urlencode(tampered)}", genuine, as_json),
+        ("unsigned", f"{base}/callback?{urlencode(unsigned)}", genuine, as_json),
+        (
+            "expired",
+            sign_callback_url(base, _target(params, expires_at=int(time.time()) - 60), secret),
+            genuine,
+            as_json,
+        ),
+        ("wrong-connection", sign_callback_url(base, _target(params, conn_id="veo_default"), secret), genuine, as_json),
+        ("repeated-parameter", f"{url}&task_id={params['task_id']}x", genuine, as_json),
+        ("oversized", url, b'{"task_id": "' + b"x" * 1_100_000 + b'"}', as_json),
+        ("deeply-nested", url, json.dumps(deep).encode(), as_json),
+        ("non-json", url, b"\xff\xfe not json {", as_json),
+        ("wrong-content-type", url, genuine, {"content-type": "text/plain"}),
+        ("wrong-job", url, genuine.replace(job_id.encode(), b"not-" + job_id.encode()), as_json),
+    ]
+
+
+def _quota_forgeries(urls: list[str], rnd: random.Random) -> list[tuple[str, dict[str, Any] | bytes]]:
+    out: list[tuple[str, dict[str, Any] | bytes]] = [("quota-malformed", b"{not json")]
+    for url in urls:
+        p = _params(url)
+        ti = {"dag_id": p["dag_id"], "run_id": p["run_id"], "task_id": p["task_id"], "map_index": int(p["map_index"])}
+        out.append(("quota-forged-key", {"action": "reserve", **ti, "key": f"{rnd.getrandbits(64):016x}"}))
+        out.append(("quota-finished-task", {"action": "reserve", **ti, "key": p["key"]}))
+        out.append(("quota-forged-release", {"action": "release", **ti, "key": p["key"]}))
+    return out
+
+
+def hostile_burst(api_url: str, signed: list[tuple[str, str]], secret: str, *, seed: int) -> HostileTally:
+    """Send every hostile variant of each (signed callback URL, job id); every answer must be 4xx.
+
+    The URLs should belong to finished tasks, so that nothing legitimate changes meanwhile.
+    """
+    rnd = random.Random(seed)
+    tally = HostileTally()
+
+    def record(kind: str, response: httpx.Response, path: str) -> None:
+        tally.sent += 1
+        tally.by_kind[kind] += 1
+        tally.statuses[response.status_code] += 1
+        if not 400 <= response.status_code < 500:
+            tally.accepted += response.status_code < 400
+            tally.bad.append((kind, response.status_code, path))
+
+    with httpx.Client(timeout=60) as client:
+        for url, job_id in signed:
+            for kind, hostile_url, body, headers in _variants(url, secret, job_id, rnd):
+                record(kind, client.post(hostile_url, content=body, headers=headers), urlsplit(hostile_url).path)
+            record("wrong-method", client.get(url), "/veo/callback")
+        for kind, quota_body in _quota_forgeries([u for u, _ in signed], rnd):
+            kw: dict[str, Any] = {"json": quota_body} if isinstance(quota_body, dict) else {"content": quota_body}
+            record(kind, client.post(f"{api_url}/veo/quota", **kw), "/veo/quota")
+        health = client.get(f"{api_url}/api/v2/monitor/health")
+        tally.healthy_after = health.status_code == 200 and health.json()["metadatabase"]["status"] == "healthy"
+    return tally
+
+
+def db_snapshot(db_url: str) -> dict[str, Any]:
+    """What a hostile request could change: task states and tries, the task state store, the cap's Variables."""
+    import psycopg2
+
+    dsn = db_url.replace("postgresql+psycopg2://", "postgresql://")
+    queries = {
+        "task_instance": "SELECT dag_id, run_id, task_id, map_index, state, try_number, trigger_id FROM task_instance",
+        "task_state_store": "SELECT * FROM task_state_store",
+        "variable": "SELECT key, val FROM variable WHERE key LIKE 'veo_quota:%%'",
+    }
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            out = {}
+            for name, sql in queries.items():
+                cur.execute(sql)
+                out[name] = sorted(repr(row) for row in cur.fetchall())
+            return out
+    finally:
+        conn.close()
