@@ -1,7 +1,9 @@
-"""A real Airflow (api-server, scheduler, dag-processor, triggerer, LocalExecutor) on PostgreSQL.
+"""A real Airflow (api-server, scheduler, dag-processor, triggerer(s), LocalExecutor) on PostgreSQL.
 
 Used by the end-to-end tests: it is the only way to see a deferred task resumed by a callback,
 a triggerer running many waits at once, or a retry after a worker process was killed.
+``triggerers=2`` runs two triggerers (``triggerer-1``, ``triggerer-2``) for HA tests; ``kill()``
+and ``restart()`` crash and bring back one component (the fault campaign's cluster-wide faults).
 """
 
 from __future__ import annotations
@@ -85,9 +87,19 @@ class AirflowCluster:
         dags_folder: Path,
         extra_env: dict[str, str] | None = None,
         executor: str = "LocalExecutor",
+        triggerers: int = 1,
     ) -> None:
         self.executor = executor
-        self.components = ["api-server", "scheduler", "dag-processor", "triggerer"]
+        self.triggerer_names = (
+            ["triggerer"] if triggerers == 1 else [f"triggerer-{i}" for i in range(1, triggerers + 1)]
+        )
+        self.components = ["api-server", "scheduler", "dag-processor", *self.triggerer_names]
+        #: Each component's own settings on top of ``env`` (a triggerer's log server port).
+        self.component_env: dict[str, dict[str, str]] = {
+            name: {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())} for name in self.triggerer_names
+        }
+        #: The TriggererJob id of each running triggerer (its ``trigger.triggerer_id``), once registered.
+        self.triggerer_jobs: dict[str, int] = {}
         if executor == "CeleryExecutor":
             self.components.append("celery-worker")
         self.home = home
@@ -135,6 +147,7 @@ class AirflowCluster:
             )
         self.env.pop("PYTEST_CURRENT_TEST", None)
         self._token: str | None = None
+        self._dead_jobs: set[int] = set()
         #: A port with no API behind it until a test starts one (connection ``veo_late``).
         self.late_port: int | None = None
 
@@ -147,17 +160,78 @@ class AirflowCluster:
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
         for name in self.components:
-            args = (
-                [str(BIN / "airflow"), *name.split("-", 1)] if name == "celery-worker" else [str(BIN / "airflow"), name]
-            )
-            if name == "api-server":
-                args += ["--port", str(self.port)]
-            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            self.procs[name] = subprocess.Popen(
-                args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._spawn(name)
+            if len(self.triggerer_names) > 1 and name in self.triggerer_names:
+                # One at a time, so that each TriggererJob row is known to belong to its process.
+                self.triggerer_jobs[name] = self._wait_triggerer_job(name, timeout)
         self._wait_healthy(timeout)
         return self
+
+    def _spawn(self, name: str) -> None:
+        if name == "celery-worker":
+            args = [str(BIN / "airflow"), "celery", "worker"]
+        else:
+            args = [str(BIN / "airflow"), "triggerer" if name in self.triggerer_names else name]
+        if name == "api-server":
+            args += ["--port", str(self.port)]
+        env = {**self.env, **self.component_env.get(name, {})}
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to a component's whole process group (SIGKILL: a crash) and reap it."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their leader
+        dead = self.triggerer_jobs.pop(name, None)
+        if dead is not None:
+            self._dead_jobs.add(dead)  # its row stays "running" (no end_date) after a SIGKILL
+
+    def restart(self, name: str, timeout: float = 120) -> None:
+        """Start a killed component again and wait until it is back (api-server: answering; triggerer: registered)."""
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f"{name} is still running: kill() it first")
+        self._spawn(name)
+        if name in self.triggerer_names:
+            self.triggerer_jobs[name] = self._wait_triggerer_job(name, timeout)
+        elif name == "api-server":
+            self._wait_healthy(timeout)
+
+    def _wait_triggerer_job(self, name: str, timeout: float) -> int:
+        """The id of the TriggererJob row the just-started triggerer ``name`` registered."""
+        known = set(self.triggerer_jobs.values())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"airflow {name} exited early:\n{self.log_tail(name)}")
+            rows = self.sql("SELECT id FROM job WHERE job_type = 'TriggererJob' AND end_date IS NULL ORDER BY id")
+            fresh = [r[0] for r in rows if r[0] not in known and r[0] not in self._dead_jobs]
+            if fresh:
+                return fresh[0]
+            time.sleep(0.5)
+        raise RuntimeError(f"{name} registered no TriggererJob in {timeout}s:\n{self.log_tail(name)}")
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on this cluster's metadata database (one short connection)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=self.db, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -245,9 +319,13 @@ class AirflowCluster:
 
 @contextlib.contextmanager
 def running_cluster(
-    home: Path, dags_folder: Path, extra_env: dict[str, str] | None = None, executor: str = "LocalExecutor"
+    home: Path,
+    dags_folder: Path,
+    extra_env: dict[str, str] | None = None,
+    executor: str = "LocalExecutor",
+    triggerers: int = 1,
 ) -> Iterator[AirflowCluster]:
-    cluster = AirflowCluster(home, dags_folder, extra_env, executor)
+    cluster = AirflowCluster(home, dags_folder, extra_env, executor, triggerers)
     try:
         yield cluster.start()
     finally:

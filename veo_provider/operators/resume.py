@@ -7,9 +7,11 @@ callback's claim is adopted only when the job's own record carries this submissi
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from veo_provider.exceptions import HOW_TO_RESOLVE, VeoNotFoundError
 from veo_provider.models import LedgerEntry, TaskState, TaskStatus, decide_state
@@ -18,9 +20,46 @@ if TYPE_CHECKING:
     from veo_provider.hooks.veo import VeoHook
     from veo_provider.ledger import Ledger
 
-__all__ = ["claimed_job", "status_of_paid_job"]
+__all__ = ["RECORD_PATIENCE", "claimed_job", "record_paid_job", "status_of_paid_job"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a try keeps trying to record the job it has just paid for (an api-server restart takes ~1 min).
+RECORD_PATIENCE = 180.0
+
+
+def record_paid_job(
+    ledger: Ledger,
+    entry: LedgerEntry,
+    *,
+    patience: float = RECORD_PATIENCE,
+    sleep: Callable[[float], None] | None = None,
+) -> LedgerEntry:
+    """Write the ledger entry of a job just paid for, retrying while the task state store is unreachable.
+
+    Until it is written the job id exists only in this process: a try that dies here leaves the
+    ledger at ``submitting``, and later tries can learn the job only from its callback (none in poll
+    mode). Airflow's own retries of an Execution API call last seconds; an api-server restart, a minute.
+    """
+    deadline = time.monotonic() + patience
+    delay = 1.0
+    while True:
+        try:
+            return ledger.write(entry)
+        except AirflowTaskTimeout:
+            raise
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "Could not record Veo job %s (submission key %s) in the task state store: %s; retrying in %.0fs.",
+                entry.veo_task_id,
+                entry.key,
+                exc,
+                delay,
+            )
+            (sleep or time.sleep)(delay)
+            delay = min(delay * 2, 15.0)
 
 
 def status_of_paid_job(hook: VeoHook, entry: LedgerEntry, on_uncertain_submission: str) -> TaskStatus | None:

@@ -30,7 +30,7 @@ from veo_provider.models import (
 )
 from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
-from veo_provider.operators.resume import claimed_job, status_of_paid_job
+from veo_provider.operators.resume import claimed_job, record_paid_job, status_of_paid_job
 from veo_provider.waiting import (
     CALLBACK_FIRST_CHECK,
     CALLBACK_GRACE,
@@ -305,7 +305,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             spending.release(context, ledger, entry, self.log)
             ledger.forget()
             raise
-        entry = ledger.write(entry.submitted(submission.veo_task_id, submission.trace_id))
+        entry = record_paid_job(ledger, entry.submitted(submission.veo_task_id, submission.trace_id))
         _push(context, "veo_task_id", submission.veo_task_id)  # visible in the UI while the task waits
         self.log.info(
             "Submitted Veo job %s%s to %s%s.",

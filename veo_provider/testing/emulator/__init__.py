@@ -29,6 +29,13 @@ Behaviour worth knowing (the contract the hook is tested against):
 * A failed job answers (sync), calls back and shows in ``/veo/tasks`` as
   ``{"success": false, "task_id", "trace_id", "error": {"code", "message"}}``; the sync answer's
   HTTP status is 200 unless the ``fail_jobs`` fault says otherwise.
+* Access log: every HTTP request (admin routes and downloads too) is kept, as a real API's access
+  log would keep it: method, path, query string as received, status, and headers, with the values
+  of credential headers (``authorization``, cookies, any name with auth/token/secret/key/signature/
+  password) redacted (``Bearer [redacted]``). The token legitimately travels in the Authorization
+  header; a token anywhere else (a query string, another header) shows up there, so secrets scans
+  read it: ``VeoEmulator.access_log`` / ``access_log_text()`` or ``GET /_emulator/access_log``
+  (``EmulatorConfig.access_log_size``, default 10,000 requests; 0 keeps none).
 * ``drop_response`` creates the job and then closes the connection WITHOUT sending any byte
   of an answer (the client sees "server disconnected without sending a response", an
   ``httpx.RemoteProtocolError``). It relies on uvicorn closing the transport when the ASGI

@@ -7,6 +7,7 @@ is looked at, the work, then ``finish`` (slow, failed or dropped answers after t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 _Handler = Callable[[Request], Awaitable[Response | Drop]]
 
 
+async def body_text(request: Request) -> str:
+    """The request body as text, for faults aimed by ``match`` (read once; Starlette caches it)."""
+    return (await request.body()).decode("utf-8", "replace")
+
+
 class VeoApi:
     """The handlers of the vendor's routes, over one ``EmulatorState`` (and the sample video)."""
 
@@ -43,7 +49,8 @@ class VeoApi:
 
     async def gate(self, request: Request, path: str) -> Response | None:
         """What happens before the API looks at the body: slowness, auth, throttling, outages."""
-        slow = self.state.take("slow_response", path, before=True)
+        text = await body_text(request)
+        slow = self.state.take("slow_response", path, text=text, before=True)
         if slow is not None:
             await asyncio.sleep(slow.seconds)
             if await request.is_disconnected():
@@ -51,29 +58,29 @@ class VeoApi:
                 return error(504, "timeout", "the client went away")
         if not self.authorized(request):
             return error(401, "invalid_token", "Unauthorized, invalid or missing authorization token.")
-        limited = self.state.take("rate_limit", path)
+        limited = self.state.take("rate_limit", path, text=text)
         if limited is not None:
             return error(429, "too_many_requests", limited.message, headers={"Retry-After": str(limited.retry_after)})
-        return self.outage(path, after_create=False)
+        return self.outage(path, text, after_create=False)
 
-    def outage(self, path: str, *, after_create: bool) -> Response | None:
-        rule = self.state.take("server_error", path, after_create=after_create)
+    def outage(self, path: str, text: str | None = None, *, after_create: bool) -> Response | None:
+        rule = self.state.take("server_error", path, text=text, after_create=after_create)
         if rule is not None:
             return error(500, "api_error", rule.message or "fetch failed")
-        rule = self.state.take("gateway_timeout", path, after_create=after_create)
+        rule = self.state.take("gateway_timeout", path, text=text, after_create=after_create)
         if rule is not None:
             return error(504, "timeout", rule.message or "Gateway timeout: the upstream did not answer.")
         return None
 
-    async def finish(self, path: str) -> Response | Drop | None:
+    async def finish(self, path: str, text: str | None = None) -> Response | Drop | None:
         """What happens after the work is done: slow answer, 500/504 anyway, dropped answer."""
-        slow = self.state.take("slow_response", path, before=False)
+        slow = self.state.take("slow_response", path, text=text, before=False)
         if slow is not None:
             await asyncio.sleep(slow.seconds)
-        failed = self.outage(path, after_create=True)
+        failed = self.outage(path, text, after_create=True)
         if failed is not None:
             return failed
-        if self.state.take("drop_response", path) is not None:
+        if self.state.take("drop_response", path, text=text) is not None:
             self.state.count("responses_dropped")
             log.warning("Veo emulator: dropping the answer to %s on purpose (drop_response fault)", path)
             return Drop()
@@ -122,19 +129,22 @@ class VeoApi:
         )
         if job.mode == "callback":
             self.state.spawn(self.deliver(job))
-        late = await self.finish(path)
+        late = await self.finish(path, await body_text(request))
         return late if late is not None else await self.answer(job)
 
     def refusal(self, path: str, body: dict[str, Any]) -> Response | None:
         """A valid body the account may not pay for: no balance, or a moderated prompt."""
-        used_up = self.state.take("used_up", path)
+        text = json.dumps(body, ensure_ascii=False)
+        used_up = self.state.take("used_up", path, text=text)
         if used_up is not None:
             return error(403, "used_up", used_up.message)
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
             return None
         lowered = prompt.lower()
-        refused = self.state.take("moderation", path, predicate=lambda r: any(w.lower() in lowered for w in r.words))
+        refused = self.state.take(
+            "moderation", path, text=text, predicate=lambda r: any(w.lower() in lowered for w in r.words)
+        )
         return None if refused is None else error(403, "forbidden", refused.message)
 
     def source_error(self, endpoint: str, video_id: str | None, is_1080p: bool) -> Response | None:
@@ -212,7 +222,7 @@ class VeoApi:
             return error(400, "bad_request", f"action {action!r} is unknown: use retrieve or retrieve_batch")
         if isinstance(payload, Response):
             return payload
-        late = await self.finish(path)
+        late = await self.finish(path, await body_text(request))
         return late if late is not None else JSONResponse(payload)
 
     def retrieve(self, body: dict[str, Any]) -> dict[str, Any] | Response:

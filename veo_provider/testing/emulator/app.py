@@ -46,7 +46,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class AdminApi:
-    """``/_emulator/...``: counters, faults, reset and jobs, over HTTP (no auth)."""
+    """``/_emulator/...``: counters, faults, reset, jobs and the access log, over HTTP (no auth)."""
 
     def __init__(self, state: EmulatorState):
         self.state = state
@@ -70,6 +70,10 @@ class AdminApi:
         self.state.reset()
         await self.state.cancel_background()
         return JSONResponse({"reset": True})
+
+    async def access_log(self, request: Request) -> Response:
+        items = self.state.access_log()
+        return JSONResponse({"items": items, "count": len(items)})
 
     async def jobs(self, request: Request) -> Response:
         items = [j.summary() for j in self.state.jobs_snapshot()]
@@ -106,6 +110,7 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     _route(app, f"{ADMIN_PREFIX}/faults", admin.faults, "GET", "POST")
     _route(app, f"{ADMIN_PREFIX}/reset", admin.reset, "POST")
     _route(app, f"{ADMIN_PREFIX}/jobs", admin.jobs, "GET")
+    _route(app, f"{ADMIN_PREFIX}/access_log", admin.access_log, "GET")
     _route(app, "/{rest:path}", _no_api, *_ALL_METHODS)
     app.add_exception_handler(Exception, _on_exception)
     return app

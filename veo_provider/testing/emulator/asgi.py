@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
 from typing import Any
 
@@ -12,7 +14,16 @@ from starlette.responses import JSONResponse, Response
 from veo_provider.testing.emulator.jobs import ADMIN_PREFIX
 from veo_provider.testing.emulator.state import EmulatorState
 
-__all__ = ["DROP_MARKER", "DROP_SCOPE_KEY", "CountingMiddleware", "Drop", "error", "new_trace_id", "read_object"]
+__all__ = [
+    "DROP_MARKER",
+    "DROP_SCOPE_KEY",
+    "CountingMiddleware",
+    "Drop",
+    "access_entry",
+    "error",
+    "new_trace_id",
+    "read_object",
+]
 
 #: What the app returns to uvicorn for a dropped answer (any value makes it close the transport).
 DROP_MARKER = "veo-emulator: drop_response (connection closed on purpose)"
@@ -30,25 +41,58 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+#: Headers whose values an access log must not keep (as a real API's would not): credentials.
+_SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|signature|password", re.IGNORECASE)
+
+
+def access_entry(scope: Any) -> dict[str, Any]:
+    """An access-log line: method, path, query string as received, and headers with credential values
+    redacted (``authorization: Bearer [redacted]``: the scheme shows, the token does not)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if _SECRET_HEADER.search(name):
+            scheme, sep, _ = value.partition(" ")
+            value = f"{scheme} [redacted]" if sep and scheme.isalpha() else "[redacted]"
+        headers[name] = value
+    client = scope.get("client") or ("", 0)
+    return {
+        "at": time.time(),
+        "client": client[0],
+        "method": scope.get("method"),
+        "path": scope["path"],
+        "query": scope.get("query_string", b"").decode("latin-1"),
+        "headers": headers,
+        "status": None,  # stays None when the answer is dropped
+    }
+
+
 class CountingMiddleware:
-    """Counts requests (before the handler runs, so held requests count) and answer statuses."""
+    """Counts requests (before the handler runs, so held requests count) and answer statuses;
+    keeps the access log (every HTTP request, admin routes and downloads included)."""
 
     def __init__(self, app: Any, state: EmulatorState):
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX + "/"):
-            if scope["type"] == "http" and scope["path"].startswith(f"{ADMIN_PREFIX}/videos/"):
-                self.state.count("downloads")
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        self.state.count_request(path)
+        entry = access_entry(scope)
+        self.state.log_access(entry)
+        counted = not path.startswith(ADMIN_PREFIX + "/")
+        if counted:
+            self.state.count_request(path)
+        elif path.startswith(f"{ADMIN_PREFIX}/videos/"):
+            self.state.count("downloads")
 
         async def counting_send(message: Any) -> None:
             if message["type"] == "http.response.start":
-                self.state.count_response(path, message["status"])
+                entry["status"] = message["status"]
+                if counted:
+                    self.state.count_response(path, message["status"])
             await send(message)
 
         await self.app(scope, receive, counting_send)

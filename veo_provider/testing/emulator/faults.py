@@ -1,7 +1,7 @@
 """Fault settings of the Veo API emulator: one pydantic model per fault, and ``Faults`` (all of them).
 
 A fault fires for the next ``times`` matching requests (``None``: until cleared), optionally only on
-one ``path``; ``EmulatorState.take`` counts it down.
+one ``path`` or for bodies containing ``match``; ``EmulatorState.take`` counts it down.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class _Rule(BaseModel):
     times: int | None = Field(default=1, ge=0)
     #: ``/veo/videos`` (or ``videos``) limits the fault to that path; ``None``/``"*"``: all paths.
     path: str | None = None
+    #: Only requests whose JSON body contains this text (job faults: the submission's body), e.g. a
+    #: marker in one task's prompt, so that concurrent tests can aim at one job; ``None``: any request.
+    #: A request without a body (a video download) never matches.
+    match: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod

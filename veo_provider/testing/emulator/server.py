@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import threading
 import time
@@ -111,6 +112,15 @@ class VeoEmulator:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    @property
+    def access_log(self) -> list[dict[str, Any]]:
+        """Every request received (oldest first): method, path, query, status, redacted headers."""
+        return self.state.access_log()
+
+    def access_log_text(self) -> str:
+        """The access log as JSON lines, as a log file would hold it (e.g. for a secrets scan)."""
+        return "".join(json.dumps(entry, sort_keys=True) + "\n" for entry in self.access_log)
 
     @property
     def jobs(self) -> list[Job]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,8 @@ class EmulatorConfig:
     #: Where ``VeoEmulator`` listens (port 0: a free port).
     host: str = "127.0.0.1"
     port: int = 0
+    #: Requests kept in the access log (``access_log()``, ``/_emulator/access_log``); 0: none.
+    access_log_size: int = 10_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.pending_fraction <= 1:
@@ -82,6 +85,7 @@ class EmulatorState:
         self.faults_triggered: Counter[str] = Counter()
         self.callbacks: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
+        self.access: deque[dict[str, Any]] = deque(maxlen=max(0, self.config.access_log_size))
         self.epoch = getattr(self, "epoch", 0) + 1
 
     # ------------------------------------------------------------------ faults
@@ -108,14 +112,17 @@ class EmulatorState:
         name: str,
         path: str | None = None,
         predicate: Callable[[Any], bool] | None = None,
+        text: str | None = None,
         **attrs: Any,
     ) -> Any:
-        """Fire fault ``name`` if it applies (path, attributes, predicate): count it down."""
+        """Fire fault ``name`` if it applies (path, body ``text``, attributes, predicate): count it down."""
         with self._lock:
             rule = getattr(self.faults, name)
             if rule is None:
                 return None
             if path is not None and rule.path is not None and rule.path != path:
+                return None
+            if rule.match is not None and (text is None or rule.match not in text):
                 return None
             if any(getattr(rule, k) != v for k, v in attrs.items()):
                 return None
@@ -140,6 +147,15 @@ class EmulatorState:
     def count_response(self, path: str, status: int) -> None:
         with self._lock:
             self.responses_per_path.setdefault(path, Counter())[status] += 1
+
+    def log_access(self, entry: dict[str, Any]) -> None:
+        """One line of the access log (headers already redacted by the middleware)."""
+        with self._lock:
+            self.access.append(entry)
+
+    def access_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.access)
 
     def note_callback(self, job: Job, **entry: Any) -> None:
         entry = {"task_id": job.task_id, "url": job.callback_url, "at": time.time(), **entry}
@@ -169,6 +185,7 @@ class EmulatorState:
         source_video_id: str | None,
     ) -> Job:
         callback_url = body.get("callback_url") or None
+        text = json.dumps(body, ensure_ascii=False)
         with self._lock:
             gen = self.faults.generation_seconds
             gen = self.config.generation_seconds if gen is None else gen
@@ -188,14 +205,14 @@ class EmulatorState:
                 pending_seconds=gen * self.config.pending_fraction,
                 video_url=f"{base_url.rstrip('/')}{ADMIN_PREFIX}/videos/{task_id}.mp4",
                 epoch=self.epoch,
-                failure=self.take("fail_jobs", path),
+                failure=self.take("fail_jobs", path, text=text),
                 source_video_id=source_video_id,
             )
             if callback_url:
-                job.callback_lose = self.take("callback_lose", path) is not None
-                late = self.take("callback_delay", path)
+                job.callback_lose = self.take("callback_lose", path, text=text) is not None
+                late = self.take("callback_delay", path, text=text)
                 job.callback_delay = late.seconds if late else 0.0
-                dup = self.take("callback_duplicate", path)
+                dup = self.take("callback_duplicate", path, text=text)
                 job.callback_copies = dup.copies if dup else 1
             self.jobs[task_id] = job
             if source_video_id is None:
