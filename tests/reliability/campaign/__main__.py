@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         data = {
             "zero_rows": s.zero_rows(),
             "secret_hits": s.secret_hits,
+            "hostile": {"sent": s.hostile_sent, "accepted": s.hostile_accepted},
             "table": outcome.table,
             "events": outcome.events,
         }

@@ -19,10 +19,13 @@ from typing import Any
 from tests.reliability.campaign.plan import RunPlan, draw
 from tests.reliability.campaign.report import Summary, recount_duplicates, summarize, table
 from tests.reliability.campaign.runner import ClusterRun, RunResult
+from tests.reliability.hostile_http import db_snapshot, hostile_burst
 
 __all__ = ["CampaignOutcome", "plans_for", "run_campaign"]
 
 EXECUTORS = ("LocalExecutor", "CeleryExecutor")
+#: Signed callback URLs (of finished tasks) each cluster's hostile burst is derived from.
+HOSTILE_TARGETS = 6
 
 try:  # SECRET-HITS HOOK: the sweep of tests/reliability/secrets_scan.py (issue 9, item 2)
     from tests.reliability.secrets_scan import format_hits, recognisable_secrets, scan_for_secrets
@@ -53,13 +56,40 @@ def _secrets() -> dict[str, str]:
 
 
 class _Scanner:
-    """Runs the secrets sweep over a cluster before it stops (its AIRFLOW_HOME and its database)."""
+    """Before a cluster stops: hostile requests to its api-server, then the secrets sweep over its
+    AIRFLOW_HOME and its database (so the hostile requests' traces are scanned too)."""
 
     def __init__(self, needles: dict[str, str]) -> None:
         self.needles = needles
         self.hits: int | None = None
+        self.hostile_sent: int | None = None
+        self.hostile_accepted = 0
 
     def __call__(self, cluster: Any, emulators: Sequence[Any]) -> None:
+        self._hostile(cluster, emulators)
+        self._scan(cluster, emulators)
+
+    def _hostile(self, cluster: Any, emulators: Sequence[Any]) -> None:
+        signed = [(j.callback_url, j.task_id) for e in emulators for j in e.jobs if j.callback_url][:HOSTILE_TARGETS]
+        if not signed:
+            print("[campaign] hostile requests skipped: no signed callback URL in the last runs", flush=True)
+            return
+        cluster._wait_healthy(180)  # a chaos restart may just have ended
+        db = cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        before = db_snapshot(db)
+        tally = hostile_burst(cluster.url, signed, self.needles["callback_secret"], seed=len(signed))
+        changed = db_snapshot(db) != before
+        bad = tally.accepted + sum(1 for _, status, _ in tally.bad if status >= 500) + int(changed)
+        bad += int(not tally.healthy_after)
+        self.hostile_sent = (self.hostile_sent or 0) + tally.sent
+        self.hostile_accepted += bad
+        print(
+            f"[campaign] hostile requests to the {cluster.executor} api-server: {tally.sent} sent, "
+            f"statuses {dict(sorted(tally.statuses.items()))}, accepted {tally.accepted}, database changed {changed}",
+            flush=True,
+        )
+
+    def _scan(self, cluster: Any, emulators: Sequence[Any]) -> None:
         if scan_for_secrets is None:
             print("[campaign] secrets scan skipped: tests/reliability/secrets_scan.py is not there", flush=True)
             return
@@ -116,4 +146,5 @@ def run_campaign(
     recount_duplicates(results, jobs)
     summary = summarize(results, events, time.monotonic() - started)
     summary.secret_hits = scanner.hits
+    summary.hostile_sent, summary.hostile_accepted = scanner.hostile_sent, scanner.hostile_accepted
     return CampaignOutcome(summary, table(summary), results, events)

@@ -33,6 +33,10 @@ class Summary:
     state_mismatches: int = 0
     triggers_adopted: str = "-"
     secret_hits: int | None = None
+    #: Hostile requests sent to the clusters' api-servers at the end (``hostile_http``), and how
+    #: many were accepted (2xx), failed it (5xx) or changed the database: all must be 0.
+    hostile_sent: int | None = None
+    hostile_accepted: int = 0
     wall_seconds: float = 0.0
     failing_seeds: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
@@ -47,7 +51,7 @@ class Summary:
 
     @property
     def passed(self) -> bool:
-        return not any(self.zero_rows().values()) and not self.secret_hits
+        return not any(self.zero_rows().values()) and not self.secret_hits and not self.hostile_accepted
 
 
 def recount_duplicates(results: Sequence[RunResult], all_jobs: Sequence[Job]) -> None:
@@ -116,6 +120,8 @@ def table(s: Summary) -> str:
     for name, value in s.zero_rows().items():
         rows.append((f"**{name}**", f"**{value}**"))
     rows.append(("**secret hits**", "not scanned" if s.secret_hits is None else f"**{s.secret_hits}**"))
+    hostile = "not sent" if s.hostile_sent is None else f"**{s.hostile_accepted}** of {s.hostile_sent}"
+    rows.append(("**hostile requests accepted** (callbacks and spending-cap requests)", hostile))
     rows.append(("wall time", f"{s.wall_seconds / 60:.1f} min"))
     width = max(len(k) for k, _ in rows)
     lines = [f"| {'':{width}} | value |", f"|{'-' * (width + 2)}|-------|"]

@@ -140,3 +140,4 @@ def test_seeded_slice_on_a_real_cluster(tmp_path) -> None:
     assert s.triggers_adopted == "1/1", outcome.events
     assert s.injected["job_failed"] == 1 and s.injected["callback_forged"] == 1, s.injected
     assert not s.secret_hits, outcome.table
+    assert s.hostile_sent and s.hostile_accepted == 0, outcome.table
