@@ -164,7 +164,7 @@ class AirflowCluster:
             if len(self.triggerer_names) > 1 and name in self.triggerer_names:
                 # One at a time, so that each TriggererJob row is known to belong to its process.
                 self.triggerer_jobs[name] = self._wait_triggerer_job(name, timeout)
-        self._wait_healthy(timeout)
+        self.wait_healthy(timeout)
         return self
 
     def _spawn(self, name: str) -> None:
@@ -205,7 +205,7 @@ class AirflowCluster:
         if name in self.triggerer_names:
             self.triggerer_jobs[name] = self._wait_triggerer_job(name, timeout)
         elif name == "api-server":
-            self._wait_healthy(timeout)
+            self.wait_healthy(timeout)
 
     def _wait_triggerer_job(self, name: str, timeout: float) -> int:
         """The id of the TriggererJob row the just-started triggerer ``name`` registered."""
@@ -248,7 +248,7 @@ class AirflowCluster:
         if os.environ.get("VEO_E2E_KEEP") is None:
             shutil.rmtree(self.home, ignore_errors=True)
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:

@@ -20,16 +20,11 @@ ATTEMPTS = 3
 
 
 def api_server_base() -> str:
-    from airflow.configuration import conf
+    """Airflow's own resolution of the Execution API URL, minus its ``/execution`` suffix."""
+    from airflow.executors.base_executor import get_execution_api_server_url
 
-    execution = conf.get("core", "execution_api_server_url", fallback=None)
-    if execution:
-        base = execution.rstrip("/")
-        return base[: -len("/execution")] if base.endswith("/execution") else base
-    base_url = conf.get("api", "base_url", fallback="/") or "/"
-    if base_url.startswith("/"):
-        base_url = f"http://localhost:8080{base_url}"
-    return base_url.rstrip("/")
+    base = get_execution_api_server_url().rstrip("/")
+    return base[: -len("/execution")] if base.endswith("/execution") else base
 
 
 def post_cap_request(body: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class _Scanner:
         if not signed:
             print("[campaign] hostile requests skipped: no signed callback URL in the last runs", flush=True)
             return
-        cluster._wait_healthy(180)  # a chaos restart may just have ended
+        cluster.wait_healthy(180)  # a chaos restart may just have ended
         db = cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         before = db_snapshot(db)
         tally = hostile_burst(cluster.url, signed, self.needles["callback_secret"], seed=len(signed))
