@@ -50,7 +50,9 @@ def seed(spec: dict[str, Any]) -> int:
         tis = {ti.map_index: ti for ti in session.scalars(query)}
         for item in spec["items"]:
             ti = tis[item["map_index"]]
-            trigger = Trigger(*_trigger(spec["kind"], item["trigger"]), created_date=now)
+            # Deferred a minute ago, as a task waiting on a real job: callbacks for a task deferred
+            # less than RESUME_HOLD ago are left to its trigger's early check (Airflow's resume race).
+            trigger = Trigger(*_trigger(spec["kind"], item["trigger"]), created_date=now - timedelta(minutes=1))
             session.add(trigger)
             session.flush()
             ti.state = TaskInstanceState.DEFERRED

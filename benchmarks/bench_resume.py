@@ -3,7 +3,7 @@
 Real VeoOperator runs end to end on LocalExecutor (submit on a worker, defer, wake up, confirm
 with one read, finish), then a trivial downstream task. The clock starts when the emulator's job
 finishes and stops at the downstream task instance's ``start_date``. Poll mode uses the
-operator's defaults (first check 10 s after deferral, then every 15 s on the wall clock), so
+operator's defaults (first check 15 s after deferral, then every 15 s on the wall clock), so
 it waits ~7.5 s on average; callback mode is woken by the emulator's callback through the
 receiver. Several runs of each, all at once.
 
@@ -21,8 +21,9 @@ from benchmarks._common import Row, Summary, arguments, median
 
 FULL: dict[str, Any] = {"runs": 4}
 SMOKE: dict[str, Any] = {"runs": 1}
-#: Long enough that the callback comes after the task deferred (>= 3 s) and after its first check.
-GENERATION_SECONDS = 15.0
+#: Long enough that the callback comes after RESUME_HOLD (15 s; a task deferred more recently is
+#: left to its trigger's early check) and after that first check, as with real jobs.
+GENERATION_SECONDS = 25.0
 MODES = ("callback", "poll")
 
 

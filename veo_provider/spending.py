@@ -182,18 +182,10 @@ def refusal_message(decision: CapDecision, conn_id: str, task: str) -> str:
 # ---------------------------------------------------------------------------------- worker side
 
 
-def _in_process() -> bool:
-    """True under ``airflow dags test`` / ``tasks test``: the task runs with the metadata DB at hand."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:  # pragma: no cover - older task SDKs
-        return False
-    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
-
-
 def _ask(request: CapRequest) -> CapDecision:
-    if _in_process():
+    from veo_provider.waiting import in_process
+
+    if in_process():
         from airflow.utils.session import create_session
 
         from veo_provider.callbacks.quota import apply_in_db

@@ -29,8 +29,11 @@ __all__ = [
     "CALLBACK_GRACE",
     "DEFAULT_RETRIES",
     "DEFAULT_RETRY_DELAY",
+    "RESUME_HOLD",
     "check_wait_arguments",
     "finished",
+    "first_check_at",
+    "in_process",
     "poll_outcome",
     "run_here",
     "timeout_error",
@@ -50,8 +53,30 @@ MAX_SECONDS = 366 * 24 * 3600
 ON_UNCERTAIN = ("fail", "resubmit")
 #: Callback URLs stay valid this long after the task's own timeout (late deliveries still count).
 CALLBACK_GRACE = 24 * 3600
+#: Seconds after a deferral before anything may resume the task. Airflow 3.3 fails a task resumed
+#: before the scheduler has processed the executor event of its deferral exit ("state mismatch",
+#: apache/airflow#66374, #67287, #72716), and under load that event came up to 7 s late (fault
+#: campaign, docs/reliability.md). Veo jobs take minutes, so the hold costs nothing real.
+RESUME_HOLD = 15.0
 #: In callback mode, seconds after deferral of the one early check (then only the safety net).
-CALLBACK_FIRST_CHECK = 10.0
+CALLBACK_FIRST_CHECK = RESUME_HOLD
+
+
+def in_process() -> bool:
+    """True under ``airflow dags test`` / ``tasks test``: the task runs with the metadata DB at hand."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:  # pragma: no cover - older task SDKs
+        return False
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+
+
+def first_check_at(now: float, delay: float, *, deferring: bool) -> float:
+    """When a wait's first check comes: never sooner than ``RESUME_HOLD`` after a deferral (no
+    executor event to race under ``airflow dags test``, nor when the wait runs in the worker)."""
+    hold = RESUME_HOLD if deferring and not in_process() else 0.0
+    return now + max(delay, hold)
 
 
 def check_wait_arguments(

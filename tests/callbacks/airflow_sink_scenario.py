@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -126,6 +127,7 @@ def setup_database() -> None:
                 "wait_mode": "callback",
             },
         )
+        trigger.created_date = now - timedelta(seconds=60)  # deferred a while ago (see RESUME_HOLD)
         session.add(trigger)
         session.flush()
         deferred = tis["make_video"]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from veo_provider.callbacks.receiver import (
     FORBIDDEN,
+    LOST_ANSWER_WAIT,
     MAX_BODY_BYTES,
     CallbackSink,
     LoadedTaskInstance,
@@ -24,6 +25,7 @@ from veo_provider.callbacks.signing import SIGNATURE_PARAM, CallbackTarget, sign
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
 from veo_provider.models import VeoEvent
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
+from veo_provider.waiting import RESUME_HOLD
 
 SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
@@ -541,15 +543,38 @@ def test_signature_and_query_never_reach_the_logs(
     assert "'videos'/'manual__1'/'make_video'/'-1'" in text
 
 
-def test_a_task_deferred_a_moment_ago_is_resumed_only_once_settled(sink: FakeSink) -> None:
-    """Works around Airflow failing a task resumed before its deferral's executor event was processed."""
-    import time
+def test_a_task_deferred_a_moment_ago_is_left_to_its_triggers_early_check(sink: FakeSink) -> None:
+    """Airflow fails a task resumed before its deferral's executor event was processed (RESUME_HOLD):
+    a young deferral is not resumed by the callback; its trigger checks the API at RESUME_HOLD."""
+    sink.add_ti(deferred_seconds=RESUME_HOLD - 5)
+    start = time.monotonic()
+    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    assert r.json() == {"status": "stored", "resumed": False}
+    assert time.monotonic() - start < 2, "answered at once, the request is not held"
+    assert not sink.resumes and len(sink.stores) == 1
 
-    sink.add_ti(deferred_seconds=2.4)
+
+def _lost_answer_ti(sink: FakeSink, deferred_seconds: float, ti_key: tuple[str, str, str, int] = TI_KEY) -> None:
+    """A task whose submission answer was lost: its ledger and its trigger know no job."""
+    ti = sink.add_ti(ti_key, deferred_seconds=deferred_seconds, ledger={"state": "submitting", "key": KEY})
+    ti["trigger"][1]["task_id"] = None
+
+
+def test_a_just_deferred_lost_submission_is_resumed_once_the_hold_is_over(sink: FakeSink) -> None:
+    """Its trigger has no job to check, so only the callback can resume it: after a short wait."""
+    _lost_answer_ti(sink, RESUME_HOLD - 0.6)
     start = time.monotonic()
     r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
     assert r.json() == {"status": "stored", "resumed": True}
     assert time.monotonic() - start >= 0.55
+
+
+def test_a_lost_submissions_callback_is_held_no_longer_than_a_caller_waits(sink: FakeSink) -> None:
+    _lost_answer_ti(sink, 0.5)
+    start = time.monotonic()
+    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    assert r.json() == {"status": "stored", "resumed": True}
+    assert LOST_ANSWER_WAIT - 0.1 <= time.monotonic() - start < LOST_ANSWER_WAIT + 2
 
 
 async def test_waiting_for_a_just_deferred_task_holds_no_thread(sink: FakeSink) -> None:
@@ -558,7 +583,7 @@ async def test_waiting_for_a_just_deferred_task_holds_no_thread(sink: FakeSink) 
     import httpx
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = 1  # this test's loop only
-    sink.add_ti(deferred_seconds=2.0)  # resumed only after ~1 s
+    _lost_answer_ti(sink, RESUME_HOLD - 1)  # resumed only after ~1 s
     sink.add_ti(("videos", "manual__1", "other", -1))
     transport = httpx.ASGITransport(app=create_app(sink))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
+from veo_provider.waiting import RESUME_HOLD
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,7 @@ def _wait_jobs(emulator, n: int, timeout: float = 60) -> None:
 
 def test_forged_callbacks_on_a_genuinely_signed_url_change_nothing(cluster, emulator):
     """A leaked callback URL can at worst wake the task: it reads the API and waits on."""
-    emulator.set_faults(generation_seconds=30.0)
+    emulator.set_faults(generation_seconds=60.0)
     run = cluster.trigger("veo_e2e_callback")
     _wait_jobs(emulator, 1)
     job = emulator.jobs[0]
@@ -49,8 +50,13 @@ def test_forged_callbacks_on_a_genuinely_signed_url_change_nothing(cluster, emul
         "task_id": job.task_id,
         "data": [{"id": "forged", "video_url": "https://evil.example/forged.mp4", "state": "succeeded"}],
     }
+    _wait_state(cluster, "veo_e2e_callback", run, "deferred")
+    r = httpx.post(url, json=forged_failure, timeout=30)
+    # Deferred a moment ago: stored, not resumed (RESUME_HOLD; its trigger's early check reads the API).
+    assert r.status_code == 200 and r.json()["resumed"] is False, r.text
     for forged in (forged_failure, forged_success):
         _wait_state(cluster, "veo_e2e_callback", run, "deferred")
+        time.sleep(RESUME_HOLD + 2)  # deferred at least this long: a callback now resumes it
         r = httpx.post(url, json=forged, timeout=30)
         assert r.status_code == 200, r.text
         assert r.json()["resumed"] is True, r.json()

@@ -23,8 +23,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
+from veo_provider.models.records import LedgerEntry
 
-__all__ = ["HostileTally", "db_snapshot", "hostile_burst"]
+__all__ = ["HostileTally", "db_snapshot", "hostile_burst", "recorded_targets"]
 
 _TAMPERABLE = ("dag_id", "run_id", "task_id", "map_index", "key", "conn_id", "exp")
 
@@ -131,17 +132,59 @@ def hostile_burst(api_url: str, signed: list[tuple[str, str]], secret: str, *, s
     return tally
 
 
-def db_snapshot(db_url: str) -> dict[str, Any]:
-    """What a hostile request could change: task states and tries, the task state store, the cap's Variables."""
+def _connect(db_url: str) -> Any:
     import psycopg2
 
-    dsn = db_url.replace("postgresql+psycopg2://", "postgresql://")
+    return psycopg2.connect(db_url.replace("postgresql+psycopg2://", "postgresql://"))
+
+
+def recorded_targets(db_url: str, signed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (signed URL, job id) pairs whose task's ledger records that job.
+
+    Only there must a body naming another job be refused (409). A lost submission's ledger names no
+    job: a body on its genuine URL is stored as a claim, as a genuine late callback must be, and the
+    operator confirms it with the API before adopting the job (``claimed_job``).
+    """
+    conn = _connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT dag_id, run_id, task_id, map_index, value FROM task_state_store WHERE key = 'veo_submission'"
+            )
+            known = {(r[0], r[1], r[2], int(r[3])): _json(r[4]) for r in cur.fetchall()}
+    finally:
+        conn.close()
+    out = []
+    for url, job_id in signed:
+        p = _params(url)
+        ledger = known.get((p["dag_id"], p["run_id"], p["task_id"], int(p["map_index"])))
+        try:
+            recorded = LedgerEntry.model_validate(ledger).veo_task_id
+        except ValueError:  # no ledger, or not one
+            continue
+        if recorded == job_id:
+            out.append((url, job_id))
+    return out
+
+
+def _json(value: Any) -> Any:
+    for _ in range(2):  # Airflow may store it JSON-encoded twice
+        if isinstance(value, str | bytes):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+    return value
+
+
+def db_snapshot(db_url: str) -> dict[str, Any]:
+    """What a hostile request could change: task states and tries, the task state store, the cap's Variables."""
     queries = {
         "task_instance": "SELECT dag_id, run_id, task_id, map_index, state, try_number, trigger_id FROM task_instance",
         "task_state_store": "SELECT * FROM task_state_store",
         "variable": "SELECT key, val FROM variable WHERE key LIKE 'veo_quota:%%'",
     }
-    conn = psycopg2.connect(dsn)
+    conn = _connect(db_url)
     try:
         with conn.cursor() as cur:
             out = {}

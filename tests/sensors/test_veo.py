@@ -15,6 +15,7 @@ from veo_provider.exceptions import VeoJobFailedError
 from veo_provider.models import XCOM_KEYS
 from veo_provider.sensors.veo import VeoSensor
 from veo_provider.triggers.veo import VeoTrigger
+from veo_provider.waiting import RESUME_HOLD
 
 DONE = {
     "success": True,
@@ -52,11 +53,39 @@ def test_poke_fails_on_an_api_side_failure(api):
 
 
 def test_deferrable_by_default_with_a_deadline_from_timeout(api):
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1"}))
     with pytest.raises(TaskDeferred) as info:
         sensor(timeout=120, poke_interval=5).execute({})
     trig = info.value.trigger
     assert isinstance(trig, VeoTrigger) and trig.veo_task_id == "t-1" and trig.poll_interval == 5
     assert 100 < trig.deadline - time.time() <= 120
+    # Airflow's resume race: the trigger's first check comes no sooner than RESUME_HOLD.
+    assert RESUME_HOLD - 5 < trig.first_check_at - time.time() <= RESUME_HOLD
+
+
+def test_a_finished_job_is_returned_without_deferring(api):
+    """A deferral would only add a resume for Airflow's race to fail (apache/airflow#72716)."""
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1", "response": DONE}))
+    result = sensor().execute({})
+    assert result["state"] == "succeeded" and result["video_url"] == "https://cdn.example/v.mp4"
+
+
+def test_a_failed_job_fails_at_once_and_a_transient_error_defers(api):
+    failed = {"id": "t-1", "response": {"success": False, "error": {"code": "forbidden", "message": "moderation"}}}
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=failed))
+    with pytest.raises(VeoJobFailedError, match="forbidden: moderation"):
+        sensor().execute({})
+    api.post("/veo/tasks").mock(return_value=httpx.Response(500, json={"error": {"code": "x", "message": "down"}}))
+    with pytest.raises(TaskDeferred):
+        sensor().execute({})
+
+
+def test_a_first_poll_delay_defers_without_an_inline_check(api):
+    route = api.post("/veo/tasks")
+    with pytest.raises(TaskDeferred) as info:
+        sensor(first_poll_delay=60).execute({})
+    assert not route.called
+    assert 55 < info.value.trigger.first_check_at - time.time() <= 60
 
 
 def test_timeout_event_is_a_sensor_timeout_and_soft_fail_skips():

@@ -39,6 +39,7 @@ from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH, CallbackDelivery, LedgerEntry, VeoEvent
 from veo_provider.models.responses import TaskStatus, VeoResult, decide_state
 from veo_provider.settings import callback_secrets
+from veo_provider.waiting import RESUME_HOLD
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -60,8 +61,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576
 #: A Veo result nests 4 levels deep; deeper bodies are refused before anything is stored.
 MAX_JSON_DEPTH = 32
-#: A task deferred more recently than this is resumed only once this old (see handle_callback).
-MIN_DEFERRED_SECONDS = 3.0
+#: Longest a callback for a just-deferred lost submission is held before it resumes the task.
+LOST_ANSWER_WAIT = 3.0
 #: What every authentication failure answers, whatever the reason (logged server-side only).
 FORBIDDEN = "the callback URL is not valid"
 
@@ -205,10 +206,15 @@ def _record_delivery(
         )
         if not resumable:
             return answer, 0.0
-        wait = MIN_DEFERRED_SECONDS - (loaded.deferred_seconds or MIN_DEFERRED_SECONDS)
-        if wait <= 0:
+        # Airflow's resume race (RESUME_HOLD): a task deferred a moment ago is not resumed here; its
+        # trigger's early check reads the API at RESUME_HOLD and resumes it. A trigger that knows no
+        # job (its submission answer was lost) cannot: only this callback can resume that rare one,
+        # after a short wait that callers sit through (the vendor's own timeout is unknown).
+        young = RESUME_HOLD - (loaded.deferred_seconds if loaded.deferred_seconds is not None else RESUME_HOLD)
+        if young <= 0:
             answer["resumed"] = sink.resume(target, event)
-        return answer, max(wait, 0.0)
+            return answer, 0.0
+        return answer, 0.0 if kwargs.get("veo_task_id", kwargs.get("task_id")) else min(young, LOST_ANSWER_WAIT)
 
 
 def _resume(sink: CallbackSink, target: CallbackTarget, event: dict[str, Any]) -> bool:
@@ -224,10 +230,7 @@ async def handle_callback(sink: CallbackSink, target: CallbackTarget, body: byte
     event = VeoEvent.build("callback", source="callback", veo_task_id=veo_task_id, submission_key=target.submission_key)
     answer, wait = await run_in_threadpool(_record_delivery, sink, target, delivery, event)
     if wait > 0:
-        # Airflow 3.3 race: a task resumed before the scheduler has processed the executor event of
-        # its deferral exit can be failed ("finished with state success, but the task instance's
-        # state attribute is queued"). Give a just-deferred task that time, holding no thread;
-        # resume() locks and re-checks the task instance, and the claim is already stored.
+        # Holding no thread; resume() locks and re-checks the task instance, and the claim is stored.
         await asyncio.sleep(wait)
         answer["resumed"] = await run_in_threadpool(_resume, sink, target, event)
     return answer

@@ -38,6 +38,7 @@ from veo_provider.waiting import (
     DEFAULT_RETRY_DELAY,
     check_wait_arguments,
     finished,
+    first_check_at,
     poll_outcome,
     run_here,
     timeout_error,
@@ -82,7 +83,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     :param wait_for_completion: ``False`` returns right after submission (pair with VeoSensor).
     :param poll_interval: Seconds between status checks (default 15; the vendor asks for at
         most about one request a second per account, and checks are batched across tasks).
-    :param first_poll_delay: Seconds before the first check (default 10).
+    :param first_poll_delay: Seconds before the first check (default 10). A deferred task checks
+        first after at least 15 s: Airflow 3.3 fails a task resumed sooner than its deferral's
+        executor event is processed (see "Airflow's resume race" in the reliability docs).
     :param timeout: Seconds to wait for the video (default 3600). On timeout the task fails;
         a retry resumes waiting on the same job, it does not pay again.
     :param output_path: Where to stream the finished video: a local path or any
@@ -361,8 +364,11 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             veo_task_id=entry.veo_task_id,
             deadline=end,
             # In callback mode one early check covers a callback that raced the deferral.
-            first_check_at=now
-            + (min(CALLBACK_FIRST_CHECK, self.safety_poll_interval) if callback else self.first_poll_delay),
+            first_check_at=first_check_at(
+                now,
+                min(CALLBACK_FIRST_CHECK, self.safety_poll_interval) if callback else self.first_poll_delay,
+                deferring=self.deferrable,
+            ),
             poll_interval=self.safety_poll_interval if callback else self.poll_interval,
             submission_key=entry.key,
             wait_mode=mode,

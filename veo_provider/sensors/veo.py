@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import TaskStatus, VeoEvent, decide_state, result_to_xcom
-from veo_provider.waiting import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, finished, poll_outcome
+from veo_provider.waiting import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, finished, first_check_at, poll_outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,7 +33,9 @@ class VeoSensor(BaseSensorOperator):
     :param veo_task_id: The Veo task id (templated, e.g. ``"{{ ti.xcom_pull('submit')['task_id'] }}"``).
     :param veo_conn_id: The Veo connection (default ``veo_default``).
     :param deferrable: Wait in the triggerer (default).
-    :param first_poll_delay: Seconds before the first check when deferred (default 0).
+    :param first_poll_delay: Seconds before the first check when deferred (default 0: check once
+        at once, in the worker, and defer only if the job is not finished; the trigger then checks
+        first after at least 15 s, see "Airflow's resume race" in the reliability docs).
     :param output_path: Optional local path or ObjectStoragePath URL to stream the video to (templated).
     :param retries: Default 2 unless ``default_args`` set it (covers Airflow's resume race,
         apache/airflow#66374; a retry only waits again, it pays nothing).
@@ -74,13 +76,26 @@ class VeoSensor(BaseSensorOperator):
             return super().execute(context)
         from veo_provider.triggers.veo import VeoTrigger
 
+        if not self.first_poll_delay:  # a finished job needs no deferral (nor a resume to race)
+            from veo_provider.exceptions import VeoError
+
+            try:
+                done = self.poke(context)
+            except VeoError as exc:
+                if not exc.retryable:
+                    raise
+                self.log.warning("Veo task %s: transient error, the trigger checks again: %s", self.veo_task_id, exc)
+                done = False
+            if isinstance(done, PokeReturnValue) and done.is_done:
+                return done.xcom_value
+        now = time.time()
         self.defer(
             trigger=VeoTrigger(
                 conn_id=self.veo_conn_id,
                 veo_task_id=self.veo_task_id,
-                deadline=time.time() + self.timeout,
+                deadline=now + self.timeout,
                 poll_interval=self.poke_interval,
-                first_check_at=time.time() + self.first_poll_delay,
+                first_check_at=first_check_at(now, self.first_poll_delay, deferring=True),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 60),

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(outcome.table)
     s = outcome.summary
+    if s.defects:
+        print("\ndefects:\n" + "\n".join(f"  {line}" for line in s.defects))
     if s.failing_seeds:
         print(f"\nseeds to rerun: {s.failing_seeds}")
     if args.json:

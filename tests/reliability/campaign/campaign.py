@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.reliability.campaign.lag import deferral_lags
 from tests.reliability.campaign.plan import RunPlan, draw
 from tests.reliability.campaign.report import Summary, recount_duplicates, summarize, table
 from tests.reliability.campaign.runner import ClusterRun, RunResult
-from tests.reliability.hostile_http import db_snapshot, hostile_burst
+from tests.reliability.hostile_http import db_snapshot, hostile_burst, recorded_targets
 
 __all__ = ["CampaignOutcome", "plans_for", "run_campaign"]
 
@@ -64,18 +65,22 @@ class _Scanner:
         self.hits: int | None = None
         self.hostile_sent: int | None = None
         self.hostile_accepted = 0
+        self.hostile_bad: list[str] = []
+        self.lags: list[float] = []
 
     def __call__(self, cluster: Any, emulators: Sequence[Any]) -> None:
+        self.lags += deferral_lags(cluster.home)
         self._hostile(cluster, emulators)
         self._scan(cluster, emulators)
 
     def _hostile(self, cluster: Any, emulators: Sequence[Any]) -> None:
-        signed = [(j.callback_url, j.task_id) for e in emulators for j in e.jobs if j.callback_url][:HOSTILE_TARGETS]
+        db = cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        signed = [(j.callback_url, j.task_id) for e in emulators for j in e.jobs if j.callback_url]
+        signed = recorded_targets(db, signed)[:HOSTILE_TARGETS]
         if not signed:
-            print("[campaign] hostile requests skipped: no signed callback URL in the last runs", flush=True)
+            print("[campaign] hostile requests skipped: no signed callback URL of a recorded job", flush=True)
             return
         cluster.wait_healthy(180)  # a chaos restart may just have ended
-        db = cluster.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         before = db_snapshot(db)
         tally = hostile_burst(cluster.url, signed, self.needles["callback_secret"], seed=len(signed))
         changed = db_snapshot(db) != before
@@ -83,6 +88,9 @@ class _Scanner:
         bad += int(not tally.healthy_after)
         self.hostile_sent = (self.hostile_sent or 0) + tally.sent
         self.hostile_accepted += bad
+        self.hostile_bad += [f"hostile {kind} on {path}: answered {status}" for kind, status, path in tally.bad]
+        if changed:
+            self.hostile_bad.append(f"hostile requests to the {cluster.executor} api-server changed the database")
         print(
             f"[campaign] hostile requests to the {cluster.executor} api-server: {tally.sent} sent, "
             f"statuses {dict(sorted(tally.statuses.items()))}, accepted {tally.accepted}, database changed {changed}",
@@ -147,4 +155,6 @@ def run_campaign(
     summary = summarize(results, events, time.monotonic() - started)
     summary.secret_hits = scanner.hits
     summary.hostile_sent, summary.hostile_accepted = scanner.hostile_sent, scanner.hostile_accepted
+    summary.defects += scanner.hostile_bad
+    summary.deferral_lags = sorted(scanner.lags)
     return CampaignOutcome(summary, table(summary), results, events)

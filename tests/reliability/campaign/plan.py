@@ -153,7 +153,8 @@ def draw(seed: int, celery_share: float = 0.2) -> RunPlan:
         roll -= chance
     if cluster == "api_server_restart" and CALLBACK not in modes:
         modes[(target + 1) % width] = CALLBACK  # callbacks must be on their way during the restart
-    generation = round(rng.uniform(6.0, 12.0), 1)
+    # Longer than RESUME_HOLD (15 s) after the deferral, so callbacks resume tasks, as with real jobs.
+    generation = round(rng.uniform(16.0, 24.0), 1)
     if fault == "callback_forged" or cluster is not None:
         generation = 25.0  # a wide window while the jobs wait
     elif fault == "callback_before_answer":

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.reliability.campaign.dags.veo_campaign_dags import marker
+from tests.reliability.campaign.lag import describe_lags
 from tests.reliability.campaign.runner import RunResult
 from veo_provider.testing.emulator import Job
+from veo_provider.waiting import RESUME_HOLD
 
 __all__ = ["MUST_BE_ZERO", "Summary", "recount_duplicates", "summarize", "table"]
 
@@ -39,6 +41,11 @@ class Summary:
     hostile_accepted: int = 0
     wall_seconds: float = 0.0
     failing_seeds: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    #: One line per defect (seed, task, verdict, reason), printed after the table so that the
+    #: tail of a CI log says what went wrong, not only which seed to rerun.
+    defects: list[str] = dataclasses.field(default_factory=list)
+    #: Seconds from each deferral to the scheduler's processing of its executor event (``lag``).
+    deferral_lags: list[float] = dataclasses.field(default_factory=list)
 
     def zero_rows(self) -> dict[str, int]:
         return {
@@ -89,6 +96,13 @@ def summarize(results: Sequence[RunResult], events: Sequence[dict[str, Any]], wa
             s.state_mismatches += v.state_mismatches
             if v.outcome in ("lost", "hung", "unexpected_failure") or v.duplicates:
                 s.failing_seeds.setdefault(v.outcome if not v.duplicates else "duplicate", []).append(r.plan.seed)
+                s.defects.append(
+                    f"{r.plan.describe()}: task {v.index} ({v.mode}) {v.outcome}"
+                    f"{f', {v.duplicates} duplicate(s)' if v.duplicates else ''}: {v.reason or '-'}"
+                    f" (tries {v.tries}, state mismatches {v.state_mismatches}, paid {v.paid})"
+                )
+        if r.forged_ok is False:
+            s.defects.append(f"{r.plan.describe()}: a forged callback had an effect ({'; '.join(r.notes)})")
     kills = [e for e in events if e.get("kind") == "triggerer_kill" and "victim" in e]
     if kills:
         adopted = sum(1 for e in kills if e.get("adopted_after_s") is not None)
@@ -110,6 +124,7 @@ def table(s: Summary) -> str:
         ("triggerer kills whose triggers the other triggerer took over", s.triggers_adopted),
         ("tasks that needed a retry", str(s.retried_tasks)),
         ("tries Airflow failed as 'state mismatch' (its resume race; killed workers)", str(s.state_mismatches)),
+        ("scheduler lag after a deferral (p50 / p90 / max)", describe_lags(s.deferral_lags, RESUME_HOLD)),
         ("tasks ok", str(s.outcomes["ok"])),
         ("expected failures (job failed)", str(s.outcomes["expected_failure"])),
         (

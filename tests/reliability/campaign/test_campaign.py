@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import time
 
 import pytest
 
 from tests.e2e.cluster import postgres_unavailable
 from tests.reliability.campaign.campaign import plans_for, run_campaign
+from tests.reliability.campaign.lag import deferral_lags, describe_lags
 from tests.reliability.campaign.plan import CLUSTER_FAULTS, FAULTS, draw, emulator_faults
 from tests.reliability.campaign.report import MUST_BE_ZERO
 from tests.reliability.campaign.verify import TaskFacts, classify
@@ -122,6 +124,25 @@ def test_verdicts(jobs) -> None:
     assert unrecorded.outcome == "lost", "no fault lost the answer: the job id was dropped on our side"
 
 
+def test_deferral_lag_pairs_each_deferral_with_the_schedulers_next_event_of_that_try(tmp_path) -> None:
+    attempt = tmp_path / "logs/dag_id=d/run_id=r1/task_id=generate/map_index=1/attempt=2.log"
+    attempt.parent.mkdir(parents=True)
+    pause = {"timestamp": "2026-11-26T01:00:10.000000Z", "event": "Pausing task as DEFERRED. "}
+    attempt.write_text(json.dumps({"timestamp": "2026-11-26T01:00:09Z", "event": "x"}) + "\n" + json.dumps(pause))
+    event = (
+        "{} [info     ] Received executor event with state success for task instance TaskInstanceKey("
+        "dag_id='d', task_id='generate', run_id='r1', try_number={}, map_index=1) [airflow.jobs]\n"
+    )
+    (tmp_path / "scheduler.log").write_text(
+        event.format("2026-11-26T01:00:05.000000Z", 2)  # before the deferral: the try's start
+        + event.format("2026-11-26T01:00:16.500000Z", 2)
+        + event.format("2026-11-26T01:00:11.000000Z", 1)  # another try
+    )
+    assert deferral_lags(tmp_path) == [6.5]
+    assert describe_lags([6.5], 15) == "6.5 / 6.5 / 6.5 s of 1 deferrals; 0 at or over the 15 s hold"
+    assert describe_lags([], 15) == "not measured"
+
+
 # ------------------------------------------------------------------------------ the slice
 
 
@@ -141,3 +162,4 @@ def test_seeded_slice_on_a_real_cluster(tmp_path) -> None:
     assert s.injected["job_failed"] == 1 and s.injected["callback_forged"] == 1, s.injected
     assert not s.secret_hits, outcome.table
     assert s.hostile_sent and s.hostile_accepted == 0, outcome.table
+    assert s.deferral_lags, "the scheduler's lag after deferrals was measured"
