@@ -18,7 +18,7 @@ def _polls(emulator) -> int:
 def test_callback_resumes_the_task_at_once(cluster, emulator):
     # The job outlasts RESUME_HOLD (a task deferred more recently is left to its trigger's early
     # check: Airflow's resume race), as real Veo jobs do.
-    emulator.set_faults(generation_seconds=RESUME_HOLD + 5)
+    emulator.set_faults(generation_seconds=RESUME_HOLD + 10)
     run = cluster.trigger("veo_e2e_callback")
     assert cluster.wait_for_run("veo_e2e_callback", run) == "success"
     [delivery] = [c for c in emulator.stats()["callbacks"] if c.get("status") == 200]
