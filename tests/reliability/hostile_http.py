@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from tests.reliability.campaign.verify import loads
 from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
 from veo_provider.models.records import LedgerEntry
 
@@ -151,7 +152,7 @@ def recorded_targets(db_url: str, signed: list[tuple[str, str]]) -> list[tuple[s
             cur.execute(
                 "SELECT dag_id, run_id, task_id, map_index, value FROM task_state_store WHERE key = 'veo_submission'"
             )
-            known = {(r[0], r[1], r[2], int(r[3])): _json(r[4]) for r in cur.fetchall()}
+            known = {(r[0], r[1], r[2], int(r[3])): loads(r[4]) for r in cur.fetchall()}
     finally:
         conn.close()
     out = []
@@ -165,16 +166,6 @@ def recorded_targets(db_url: str, signed: list[tuple[str, str]]) -> list[tuple[s
         if recorded == job_id:
             out.append((url, job_id))
     return out
-
-
-def _json(value: Any) -> Any:
-    for _ in range(2):  # Airflow may store it JSON-encoded twice
-        if isinstance(value, str | bytes):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return value
-    return value
 
 
 def db_snapshot(db_url: str) -> dict[str, Any]:

@@ -210,11 +210,13 @@ def _record_delivery(
         # trigger's early check reads the API at RESUME_HOLD and resumes it. A trigger that knows no
         # job (its submission answer was lost) cannot: only this callback can resume that rare one,
         # after a short wait that callers sit through (the vendor's own timeout is unknown).
-        young = RESUME_HOLD - (loaded.deferred_seconds if loaded.deferred_seconds is not None else RESUME_HOLD)
-        if young <= 0:
+        age = loaded.deferred_seconds
+        if age is None or age >= RESUME_HOLD:
             answer["resumed"] = sink.resume(target, event)
             return answer, 0.0
-        return answer, 0.0 if kwargs.get("veo_task_id", kwargs.get("task_id")) else min(young, LOST_ANSWER_WAIT)
+        if kwargs.get("veo_task_id", kwargs.get("task_id")):
+            return answer, 0.0
+        return answer, min(RESUME_HOLD - age, LOST_ANSWER_WAIT)
 
 
 def _resume(sink: CallbackSink, target: CallbackTarget, event: dict[str, Any]) -> bool:

@@ -7,7 +7,6 @@ is looked at, the work, then ``finish`` (slow, failed or dropped answers after t
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,7 +109,8 @@ class VeoApi:
             req = build_request(endpoint, **body)
         except VeoRequestError as exc:
             return error(400, "bad_request", "; ".join(exc.errors))
-        refused = self.refusal(path, body)
+        text = await body_text(request)
+        refused = self.refusal(path, body, text)
         if refused is not None:
             return refused
         video_id: str | None = getattr(req, "video_id", None)
@@ -129,12 +129,11 @@ class VeoApi:
         )
         if job.mode == "callback":
             self.state.spawn(self.deliver(job))
-        late = await self.finish(path, await body_text(request))
+        late = await self.finish(path, text)
         return late if late is not None else await self.answer(job)
 
-    def refusal(self, path: str, body: dict[str, Any]) -> Response | None:
+    def refusal(self, path: str, body: dict[str, Any], text: str) -> Response | None:
         """A valid body the account may not pay for: no balance, or a moderated prompt."""
-        text = json.dumps(body, ensure_ascii=False)
         used_up = self.state.take("used_up", path, text=text)
         if used_up is not None:
             return error(403, "used_up", used_up.message)
