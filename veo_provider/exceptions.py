@@ -103,9 +103,11 @@ class VeoJobFailedError(_Final):
     """The job ran and the API reports it failed (code and reason from the API)."""
 
     @classmethod
-    def of(cls, task_id: str | None, code: str | None, reason: str | None, trace_id: str | None) -> VeoJobFailedError:
+    def of(
+        cls, veo_task_id: str | None, code: str | None, reason: str | None, trace_id: str | None
+    ) -> VeoJobFailedError:
         return cls(
-            f"Veo job {task_id} failed at the API: {code or 'failed'}: {reason or 'no reason given'}",
+            f"Veo job {veo_task_id} failed at the API: {code or 'failed'}: {reason or 'no reason given'}",
             code=code,
             trace_id=trace_id,
         )

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import (
 
 from veo_provider.models.requests import REQUEST_ARGUMENTS
 from veo_provider.operators.veo import VeoOperator
-from veo_provider.waiting import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -305,14 +305,15 @@ class VeoHook(BaseHook):
         log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(self._call(path, body, paid=True, read=read), path)
 
-    def get_task(self, task_id: str) -> TaskRecord:
+    def get_task(self, veo_task_id: str) -> TaskRecord:
         """One job's record (free read, retried on 429/5xx/network errors)."""
-        return TaskRecord.model_validate(self._call("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False))
+        body = {"id": veo_task_id, "action": "retrieve"}
+        return TaskRecord.model_validate(self._call("/veo/tasks", body, paid=False))
 
-    def get_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
-        """Many tasks in few calls (``retrieve_batch``, 50 ids a call)."""
+    def get_tasks(self, veo_task_ids: Sequence[str]) -> list[TaskRecord]:
+        """Many jobs in few calls (``retrieve_batch``, 50 ids a call)."""
         records: list[TaskRecord] = []
-        for chunk in _chunks(task_ids):
+        for chunk in _chunks(veo_task_ids):
             body = self._call("/veo/tasks", {"ids": chunk, "action": "retrieve_batch"}, paid=False)
             records.extend(TaskBatch.model_validate(body).items)
         return records
@@ -395,15 +396,15 @@ class VeoHook(BaseHook):
         log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(await self._acall(path, body, paid=True, read=read), path)
 
-    async def aget_task(self, task_id: str) -> TaskRecord:
+    async def aget_task(self, veo_task_id: str) -> TaskRecord:
         """``get_task`` without blocking the event loop (the triggerer's way)."""
-        body = await self._acall("/veo/tasks", {"id": task_id, "action": "retrieve"}, paid=False)
+        body = await self._acall("/veo/tasks", {"id": veo_task_id, "action": "retrieve"}, paid=False)
         return TaskRecord.model_validate(body)
 
-    async def aget_tasks(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+    async def aget_tasks(self, veo_task_ids: Sequence[str]) -> list[TaskRecord]:
         """``get_tasks`` without blocking the event loop: 50 ids a ``retrieve_batch`` call."""
         records: list[TaskRecord] = []
-        for chunk in _chunks(task_ids):
+        for chunk in _chunks(veo_task_ids):
             body = await self._acall("/veo/tasks", {"ids": chunk, "action": "retrieve_batch"}, paid=False)
             records.extend(TaskBatch.model_validate(body).items)
         return records

@@ -2,12 +2,12 @@
 
 ``from veo_provider.models import X`` keeps working for every public name; the rooms are
 ``requests`` (what we send), ``responses`` (what the API answers, the state mapping) and
-``records`` (XCom result, trigger event, ledger entry, stored callback delivery).
+``records`` (XCom result, trigger event, ledger entry, stored callback).
 """
 
 from __future__ import annotations
 
-from veo_provider.models.records import XCOM_KEYS, CallbackDelivery, LedgerEntry, VeoEvent, result_to_xcom
+from veo_provider.models.records import XCOM_KEYS, LedgerEntry, StoredCallback, VeoEvent, result_to_xcom
 from veo_provider.models.requests import (
     ACTION_ALIASES,
     ENDPOINTS,
@@ -41,11 +41,11 @@ __all__ = [
     "KNOWN_MODELS",
     "MOTION_TYPES",
     "XCOM_KEYS",
-    "CallbackDelivery",
     "ExtendRequest",
     "LedgerEntry",
     "ObjectsRequest",
     "ReshootRequest",
+    "StoredCallback",
     "Submission",
     "TaskBatch",
     "TaskRecord",

@@ -1,8 +1,8 @@
-"""What crosses process boundaries: XCom result, trigger event, ledger entry, stored callback delivery.
+"""What crosses process boundaries: XCom result, trigger event, ledger entry, stored callback.
 
 Each shape has one builder and one reader here, so the worker, the triggerer and the api-server
 agree on it. Stored keys keep the names already written by deployed versions (``task_id`` for
-the Veo job in the ledger and the deliveries), so in-flight retries survive an upgrade.
+the Veo job in the ledger entry and the stored callback), so in-flight retries survive an upgrade.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from veo_provider.models.responses import TaskRecord, TaskState, TaskStatus, Veo
 __all__ = [
     "VEO_TRIGGER_CLASSPATH",
     "XCOM_KEYS",
-    "CallbackDelivery",
     "LedgerEntry",
+    "StoredCallback",
     "VeoEvent",
     "result_to_xcom",
 ]
@@ -93,7 +93,7 @@ class LedgerEntry(BaseModel):
     ``refused`` (the API definitely refused it) lives only while the spending cap's reservation
     is handed back.
 
-    Kept in Airflow's task state store under ``veo_submission`` (see ``ledger.py``).
+    Kept in Airflow's task state store under ``veo_submission`` (see ``ledger/``).
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
@@ -109,7 +109,7 @@ class LedgerEntry(BaseModel):
     fingerprint: str | None = None
     #: What the XCom result reports of the request (``sent_summary``), for a later try or resume.
     sent: dict[str, Any] | None = None
-    #: The spending caps this submission is counted against (``spending.CAP_NAMES`` -> limit).
+    #: The spending caps this submission is counted against (cap name -> limit).
     caps: dict[str, int] | None = None
     at: str = ""
 
@@ -122,7 +122,7 @@ class LedgerEntry(BaseModel):
     def reconcile(self, record: TaskRecord) -> LedgerEntry | None:
         """This lost submission's entry, completed by ``record``, if the API shows the job is ours.
 
-        A callback only *claims* which job a lost submission created; the job's own record (read
+        A callback only names which job a lost submission created; the job's own record (read
         from the API with our token) must carry our submission key in its ``callback_url``.
         """
         if self.state != "submitting" or not record.id:
@@ -136,14 +136,15 @@ class LedgerEntry(BaseModel):
         return self.submitted(record.id, record.trace_id or self.trace_id)
 
 
-# -------------------------------------------------------------------------- callback delivery
+# ---------------------------------------------------------------------------- stored callback
 
 
-class CallbackDelivery(BaseModel):
-    """What the receiver keeps of an authenticated callback: a wake-up claim, never a result.
+class StoredCallback(BaseModel):
+    """What the receiver keeps of an authenticated callback: a wake-up, never a result.
 
     The body itself is not kept (it is unauthenticated content); only which job it names,
-    which state it claims, and a hash to recognise a redelivery.
+    which state it claims, and a hash to recognise the same callback sent again.
+    Kept in the task instance's task state store under ``veo_callback`` (see ``ledger/``).
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
@@ -155,12 +156,12 @@ class CallbackDelivery(BaseModel):
     received_at: str = Field(default_factory=_now)
 
     @classmethod
-    def of(cls, key: str, body: bytes, veo_task_id: str, claimed: TaskStatus) -> CallbackDelivery:
+    def of(cls, key: str, body: bytes, veo_task_id: str, claimed: TaskStatus) -> StoredCallback:
         digest = hashlib.sha256(body).hexdigest()
         return cls(key=key, veo_task_id=veo_task_id, claimed_state=claimed.state.value, body_sha256=digest)
 
     @classmethod
-    def read(cls, raw: Any) -> CallbackDelivery | None:
+    def read(cls, raw: Any) -> StoredCallback | None:
         if not isinstance(raw, dict):
             return None
         try:
@@ -175,7 +176,7 @@ class CallbackDelivery(BaseModel):
     def claims_done(self) -> bool:
         return self.claimed_state in (TaskState.SUCCEEDED.value, TaskState.FAILED.value)
 
-    def same_as(self, other: CallbackDelivery) -> bool:
+    def same_as(self, other: StoredCallback) -> bool:
         return (self.key, self.veo_task_id, self.body_sha256) == (other.key, other.veo_task_id, other.body_sha256)
 
 
@@ -228,10 +229,7 @@ class VeoEvent(BaseModel):
 
     @classmethod
     def read(cls, payload: dict[str, Any]) -> VeoEvent:
-        event = cls.model_validate(payload)
-        if event.source == "callback":  # events of earlier versions carried the callback's body
-            event = event.model_copy(update={"status": "callback", "result": None})
-        return event
+        return cls.model_validate(payload)
 
     def job_status(self) -> TaskStatus:
         """The job's status carried by a ``success`` or ``failed`` poll event."""

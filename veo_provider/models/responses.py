@@ -1,5 +1,7 @@
 """What the API answers, parsed leniently (the vendor adds fields without notice), and the one
-state mapping (pending / running / succeeded / failed) used by operator, sensor and trigger."""
+state mapping (``decide_state``: pending / running / succeeded / failed) that operator, sensor,
+trigger and callback receiver all read a job through; ``TaskStatus.finished`` is what that
+state means to a waiting task."""
 
 from __future__ import annotations
 
@@ -99,6 +101,17 @@ class TaskStatus(BaseModel):
     def video_url(self) -> str | None:
         """The first video's URL (the API returns one video per job)."""
         return self.result.data[0].video_url if self.result and self.result.data else None
+
+    def finished(self, veo_task_id: str | None = None) -> bool:
+        """What ``decide_state``'s reading means to a waiting task: True once the job succeeded, False
+        while it runs; a failed job raises ``VeoJobFailedError`` (naming ``veo_task_id`` if we have no id)."""
+        if self.state is TaskState.FAILED:
+            from veo_provider.exceptions import VeoJobFailedError
+
+            raise VeoJobFailedError.of(
+                self.veo_task_id or veo_task_id, self.error_code, self.error_message, self.trace_id
+            )
+        return self.state is TaskState.SUCCEEDED
 
 
 def decide_state(obj: VeoResult | TaskRecord | dict[str, Any]) -> TaskStatus:

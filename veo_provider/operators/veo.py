@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from veo_provider import spending
+from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.lineage import VeoLineageMixin
@@ -30,20 +31,10 @@ from veo_provider.models import (
 )
 from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
+from veo_provider.operators.arguments import check_wait_arguments
 from veo_provider.operators.resume import claimed_job, record_paid_job, status_of_paid_job
-from veo_provider.waiting import (
-    CALLBACK_FIRST_CHECK,
-    CALLBACK_GRACE,
-    DEFAULT_RETRIES,
-    DEFAULT_RETRY_DELAY,
-    check_wait_arguments,
-    finished,
-    first_check_at,
-    poll_outcome,
-    run_here,
-    timeout_error,
-    wait_deadline,
-)
+from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
+from veo_provider.runtime import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,8 +69,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     :param extra_body: Extra JSON fields passed through unchanged (new API fields, e.g.
         ``{"duration": 8}``); they override nothing we validate.
     :param veo_conn_id: The Veo connection (default ``veo_default``).
-    :param deferrable: Wait in the triggerer (default) instead of holding a worker slot. With
-        ``False`` the worker runs the very same wait loop.
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. Default ``True``,
+        or the deployment's ``[operators] default_deferrable`` when it sets one. With ``False``
+        the worker runs the very same wait loop.
     :param wait_for_completion: ``False`` returns right after submission (pair with VeoSensor).
     :param poll_interval: Seconds between status checks (default 15; the vendor asks for at
         most about one request a second per account, and checks are batched across tasks).
@@ -97,8 +89,6 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         ``fail`` (default; says how to resolve it) or ``resubmit`` (accepts paying twice).
     :param wait_mode: ``auto`` (callback when the connection has a public callback base URL,
         else poll), ``poll`` or ``callback``.
-    :param confirm_callback: Deprecated, always on: every callback is only a wake-up, and the
-        state and video URL a task acts on come from one authenticated read of the API.
     :param safety_poll_interval: In callback mode, seconds between the slow safety-net checks
         that catch lost callbacks (default 300; batched across all waiting tasks).
     :param max_jobs_per_dag_run: Spending cap: at most this many paid submissions in one DAG run
@@ -137,7 +127,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         image_mask: str | None = None,
         extra_body: dict[str, Any] | None = None,
         veo_conn_id: str = "veo_default",
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         wait_for_completion: bool = True,
         poll_interval: float = 15.0,
         first_poll_delay: float = 10.0,
@@ -146,7 +136,6 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         reuse_existing_job: bool = True,
         on_uncertain_submission: str = "fail",
         wait_mode: str = "auto",
-        confirm_callback: bool = True,
         safety_poll_interval: float = 300.0,
         max_jobs_per_dag_run: int | None = None,
         retries: int | None = DEFAULT_RETRIES,
@@ -157,7 +146,6 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         check_wait_arguments(
             wait_mode=wait_mode,
             on_uncertain_submission=on_uncertain_submission,
-            confirm_callback=confirm_callback,
             poll_interval=poll_interval,
             timeout=timeout,
             safety_poll_interval=safety_poll_interval,
@@ -179,7 +167,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.image_mask = image_mask
         self.extra_body = extra_body
         self.veo_conn_id = veo_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.first_poll_delay = first_poll_delay
@@ -243,7 +231,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         asked = fingerprint(request.path, request.to_body())
         if entry is not None and entry.fingerprint not in (None, asked):
             self.log.warning(
-                "The request changed since the earlier try's submission (key %s, Veo task %s): submitting a new job.",
+                "The request changed since the earlier try's submission (key %s, Veo job %s): submitting a new job.",
                 entry.key,
                 entry.veo_task_id,
             )
@@ -266,8 +254,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self, context: Context, ledger: Ledger, entry: LedgerEntry, mode: str, request: VeoRequest, asked: str
     ) -> Any:
         """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
-        delivery = ledger.callback(entry)
-        found = claimed_job(self.hook, ledger, entry, delivery.veo_task_id) if delivery is not None else None
+        stored = ledger.stored_callback(entry)
+        found = claimed_job(self.hook, ledger, entry, stored.veo_task_id) if stored is not None else None
         if found is not None:
             return self._continue(context, ledger, *found, mode)
         if self.on_uncertain_submission == "resubmit":
@@ -318,8 +306,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             f"; waiting by {mode}" if self.wait_for_completion else "",
         )
         status = submission.status
-        delivery = ledger.callback(entry) if mode == "callback" and not status.state.done else None
-        if delivery is not None and delivery.claims_done:
+        stored = ledger.stored_callback(entry) if mode == "callback" and not status.state.done else None
+        if stored is not None and stored.claims_done:
             self.log.info("A callback for Veo job %s came before the task deferred: checking it.", entry.veo_task_id)
             status = decide_state(self.hook.get_task(submission.veo_task_id))
         return self._continue(context, ledger, entry, status, mode)
@@ -344,7 +332,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     ) -> Any:
         """Finish now if the job is done, else wait for it (until ``deadline`` when one is running)."""
         assert entry.veo_task_id is not None
-        if finished(status, entry.veo_task_id) is not None:
+        if status.finished(entry.veo_task_id):
             return self._finish(context, status)
         if not self.wait_for_completion:
             status.veo_task_id = status.veo_task_id or entry.veo_task_id
@@ -379,7 +367,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=max(end - now, 0.0) + 60),
             )
-        return self.execute_complete(context, run_here(trigger))
+        return self.execute_complete(context, trigger.run_here())
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Turn the trigger's (or the callback receiver's) event into the task's result or a clear failure."""

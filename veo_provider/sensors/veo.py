@@ -13,7 +13,9 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import TaskStatus, VeoEvent, decide_state, result_to_xcom
-from veo_provider.waiting import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, finished, first_check_at, poll_outcome
+from veo_provider.deadlines import poll_outcome
+from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
+from veo_provider.runtime import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,15 +26,18 @@ __all__ = ["VeoSensor"]
 
 
 class VeoSensor(BaseSensorOperator):
-    """Wait until a Veo task finishes; return its result as XCom (the VeoOperator's dict).
+    """Wait until a Veo job finishes; return its result as XCom (the VeoOperator's dict).
 
     Deferrable by default (the wait runs in the triggerer through the same VeoTrigger as the
-    operator); ``deferrable=False`` pokes in ``poke`` or ``reschedule`` mode. ``timeout``,
+    operator; the deployment's ``[operators] default_deferrable`` decides when it sets one);
+    ``deferrable=False`` pokes in ``poke`` or ``reschedule`` mode. ``timeout``,
     ``soft_fail`` and ``poke_interval`` behave as in every Airflow sensor.
 
-    :param veo_task_id: The Veo task id (templated, e.g. ``"{{ ti.xcom_pull('submit')['task_id'] }}"``).
+    :param veo_task_id: The Veo job's id (templated, e.g. ``"{{ ti.xcom_pull('submit')['task_id'] }}"``:
+        the XCom dict keeps its documented key ``task_id`` for the job).
     :param veo_conn_id: The Veo connection (default ``veo_default``).
-    :param deferrable: Wait in the triggerer (default).
+    :param deferrable: Wait in the triggerer (default ``True``, or ``[operators] default_deferrable``
+        when the deployment sets it).
     :param first_poll_delay: Seconds before the first check when deferred (default 0: check once
         at once, in the worker, and defer only if the job is not finished; the trigger then checks
         first after at least 15 s, see "Airflow's resume race" in the reliability docs).
@@ -50,7 +55,7 @@ class VeoSensor(BaseSensorOperator):
         *,
         veo_task_id: str,
         veo_conn_id: str = "veo_default",
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         first_poll_delay: float = 0.0,
         output_path: str | None = None,
         retries: int | None = DEFAULT_RETRIES,
@@ -61,7 +66,7 @@ class VeoSensor(BaseSensorOperator):
         super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         self.veo_task_id = veo_task_id
         self.veo_conn_id = veo_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.first_poll_delay = first_poll_delay
         self.output_path = output_path
 
@@ -84,7 +89,7 @@ class VeoSensor(BaseSensorOperator):
             except VeoError as exc:
                 if not exc.retryable:
                     raise
-                self.log.warning("Veo task %s: transient error, the trigger checks again: %s", self.veo_task_id, exc)
+                self.log.warning("Veo job %s: transient error, the trigger checks again: %s", self.veo_task_id, exc)
                 done = False
             if isinstance(done, PokeReturnValue) and done.is_done:
                 return done.xcom_value
@@ -103,8 +108,8 @@ class VeoSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         status = decide_state(self.hook.get_task(self.veo_task_id))
-        self.log.info("Veo task %s is %s", self.veo_task_id, status.state.value)
-        if finished(status, self.veo_task_id) is not None:
+        self.log.info("Veo job %s is %s", self.veo_task_id, status.state.value)
+        if status.finished(self.veo_task_id):
             return PokeReturnValue(is_done=True, xcom_value=self._result(status))
         return False
 
@@ -113,7 +118,7 @@ class VeoSensor(BaseSensorOperator):
         status = poll_outcome(ev)
         if status is None:
             raise AirflowSensorTimeout(
-                f"Veo task {self.veo_task_id} did not finish within timeout={self.timeout}s "
+                f"Veo job {self.veo_task_id} did not finish within timeout={self.timeout}s "
                 f"(last seen: {ev.last_state or 'unknown'})"
             )
         return self._result(status)

@@ -39,10 +39,10 @@ class _Batcher:
         self.pending: dict[str, list[asyncio.Future[TaskStatus | None]]] = {}
         self.flusher: asyncio.Task[None] | None = None
 
-    async def status(self, task_id: str) -> TaskStatus | None:
+    async def status(self, veo_task_id: str) -> TaskStatus | None:
         """The job's status (``None`` if the API does not know the id yet)."""
         fut: asyncio.Future[TaskStatus | None] = asyncio.get_running_loop().create_future()
-        self.pending.setdefault(task_id, []).append(fut)
+        self.pending.setdefault(veo_task_id, []).append(fut)
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush())
         return await fut
@@ -65,10 +65,10 @@ class _Batcher:
                     raise
                 continue
             found = {r.id: decide_state(r) for r in records if r.id}
-            for task_id, futs in waiting.items():
+            for veo_task_id, futs in waiting.items():
                 for fut in futs:
                     if not fut.done():
-                        fut.set_result(found.get(task_id))
+                        fut.set_result(found.get(veo_task_id))
 
 
 def _settle(waiting: dict[str, list[asyncio.Future[TaskStatus | None]]], exc: BaseException) -> None:
@@ -151,7 +151,6 @@ class VeoTrigger(BaseTrigger):
         callback mode this is the slow safety net for lost callbacks.
     :param submission_key: Our key for the submission (lets the callback receiver find this wait).
     :param wait_mode: ``poll`` or ``callback`` (informational: the receiver resumes the task).
-    :param task_id: The old name of ``veo_task_id`` (triggers serialized by version 0.1).
     """
 
     def __init__(
@@ -164,11 +163,10 @@ class VeoTrigger(BaseTrigger):
         poll_interval: float = 15.0,
         submission_key: str | None = None,
         wait_mode: str = "poll",
-        task_id: str | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
-        self.veo_task_id = veo_task_id or task_id  # ``task_id``: triggers serialized before 0.2
+        self.veo_task_id = veo_task_id
         self.deadline = float(deadline)
         self.first_check_at = float(first_check_at)
         self.poll_interval = float(poll_interval)
@@ -191,6 +189,19 @@ class VeoTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         yield _VeoTriggerEvent(payload=await self.wait())
+
+    def run_here(self) -> dict[str, Any]:
+        """Run the wait loop in this worker (``deferrable=False``), with a client scoped to it."""
+
+        async def wait() -> dict[str, Any]:
+            from veo_provider.hooks.clients import aclose_shared_async_client
+
+            try:
+                return await self.wait()
+            finally:
+                await aclose_shared_async_client()
+
+        return asyncio.run(wait())
 
     async def wait(self) -> dict[str, Any]:
         """The one wait loop; returns the single event payload."""
@@ -238,7 +249,7 @@ class VeoTrigger(BaseTrigger):
         except VeoError as exc:
             if not exc.retryable:
                 return None, misses, self._event("error", time.monotonic(), error_code=exc.code, error_message=str(exc))
-            self.log.warning("Veo task %s: transient error, will check again: %s", self.veo_task_id, exc)
+            self.log.warning("Veo job %s: transient error, will check again: %s", self.veo_task_id, exc)
             return None, misses, None
         return status, misses, None
 

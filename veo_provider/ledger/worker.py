@@ -1,9 +1,9 @@
-"""The submission ledger: what this task instance has paid for, kept in Airflow's task state store.
+"""The worker's side of the ledger: this task instance's entry in its own task state store.
 
 The store is scoped to (dag run, task_id, map_index) and survives retries, so a retry (after a
 crash, a timeout or a failed download) finds the job it already paid for instead of paying again.
-The callback receiver writes deliveries (wake-up claims) under CALLBACK_KEY of the same task
-instance; only the worker writes the ledger, after an authenticated read of the API.
+The callback receiver writes the stored callback (a wake-up) under STORED_CALLBACK_KEY of the same
+task instance; only the worker writes the ledger entry, after an authenticated read of the API.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from veo_provider.models.records import CallbackDelivery, LedgerEntry
+from veo_provider.ledger.keys import LEDGER_KEY, STORED_CALLBACK_KEY
+from veo_provider.models.records import LedgerEntry, StoredCallback
 
-__all__ = ["CALLBACK_KEY", "LEDGER_KEY", "Ledger", "LedgerEntry", "fingerprint", "new_submission_key"]
-
-#: Renaming these breaks in-flight retries of deployed DAGs: the old key is already stored.
-LEDGER_KEY = "veo_submission"
-CALLBACK_KEY = "veo_callback"
+__all__ = ["Ledger", "LedgerEntry", "fingerprint", "new_submission_key"]
 
 
 def new_submission_key() -> str:
@@ -72,11 +69,11 @@ class Ledger:
         if self.store is not None:
             self.store.delete(LEDGER_KEY)
 
-    def callback(self, entry: LedgerEntry) -> CallbackDelivery | None:
-        """The callback delivery stored by the receiver for ``entry``'s submission, if one came."""
-        raw = self.store.get(CALLBACK_KEY) if self.store is not None else None
-        delivery = CallbackDelivery.read(raw)
-        return delivery if delivery is not None and delivery.key == entry.key else None
+    def stored_callback(self, entry: LedgerEntry) -> StoredCallback | None:
+        """The stored callback the receiver kept for ``entry``'s submission, if one came."""
+        raw = self.store.get(STORED_CALLBACK_KEY) if self.store is not None else None
+        stored = StoredCallback.read(raw)
+        return stored if stored is not None and stored.key == entry.key else None
 
     def write(self, entry: LedgerEntry) -> LedgerEntry:
         entry = entry.model_copy(update={"at": datetime.now(timezone.utc).isoformat()})
