@@ -117,7 +117,7 @@ class _Poller(threading.Thread):
 def _waiting_tasks(b: BenchAirflow, n: int) -> tuple[str, list[dict[str, Any]]]:
     """N tasks deferred in callback mode on jobs that run for an hour; (run_id, their jobs)."""
     from veo_provider.ledger import LedgerEntry, fingerprint
-    from veo_provider.waiting import CALLBACK_FIRST_CHECK
+    from veo_provider.resume_hold import CALLBACK_FIRST_CHECK
 
     b.emu.set_faults(generation_seconds=3600.0)
     jobs = submit_jobs(b.emu.url, n, f"storm {secrets.token_hex(4)}")

@@ -7,6 +7,7 @@ import pytest
 from veo_provider.models import (
     KNOWN_MODELS,
     TaskState,
+    TaskStatus,
     VeoRequestError,
     VeoResult,
     build_request,
@@ -183,3 +184,20 @@ def test_xcom_and_event_shapes():
     x = result_to_xcom(status, sent={"model": "veo3", "action": "text2video"}, output_path="/o.mp4")
     assert (x["model"], x["action"], x["prompt"]) == ("veo3", "text2video", None)
     assert x["video_id"] == "v" and x["video_url"] == "https://x/v.mp4" and x["output_path"] == "/o.mp4"
+
+
+@pytest.mark.parametrize("state", [TaskState.PENDING, TaskState.RUNNING])
+def test_a_running_job_is_not_finished(state):
+    assert TaskStatus(state=state).finished("t") is False
+
+
+def test_a_succeeded_job_is_finished_and_a_failed_one_raises_with_the_api_reason():
+    from veo_provider.exceptions import VeoJobFailedError
+
+    assert TaskStatus(state=TaskState.SUCCEEDED, veo_task_id="t").finished() is True
+    bad = decide_state({"success": False, "task_id": "t", "error": {"code": "forbidden", "message": "moderation"}})
+    with pytest.raises(VeoJobFailedError, match="Veo job t failed at the API: forbidden: moderation"):
+        bad.finished()
+    unnamed = TaskStatus(state=TaskState.FAILED, error_code="forbidden", error_message="moderation")
+    with pytest.raises(VeoJobFailedError, match="Veo job job-9 failed"):
+        unnamed.finished("job-9")

@@ -51,7 +51,8 @@ def test_dag_parse_time_imports_stay_cheap():
     code = (
         "import json, sys; import veo_provider.operators.veo, veo_provider.sensors.veo; "
         "print(json.dumps(sorted(m for m in ('fastapi', 'uvicorn', 'veo_provider.testing.emulator', "
-        "'veo_provider.hooks.veo', 'veo_provider.callbacks.receiver') if m in sys.modules)))"
+        "'veo_provider.hooks.veo', 'veo_provider.callbacks.app', 'veo_provider.callbacks.decision') "
+        "if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []

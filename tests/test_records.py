@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from veo_provider.models import CallbackDelivery, LedgerEntry, TaskRecord, TaskState, VeoEvent, decide_state
+from veo_provider.models import LedgerEntry, StoredCallback, TaskRecord, TaskState, VeoEvent, decide_state
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
 
 KEY = "k" * 32
@@ -58,23 +58,21 @@ def test_reconcile_never_changes_a_submitted_entry() -> None:
     assert entry.reconcile(record(f"https://x/cb?key={KEY}")) is None
 
 
-def test_delivery_keeps_a_claim_and_a_hash_never_the_body() -> None:
+def test_a_stored_callback_keeps_the_claimed_state_and_a_hash_never_the_body() -> None:
     body = b'{"success": true}'
-    d = CallbackDelivery.of(KEY, body, "job-1", decide_state(DONE))
+    d = StoredCallback.of(KEY, body, "job-1", decide_state(DONE))
     assert d.claimed_state == "succeeded" and d.claims_done
     assert "https://x/v.mp4" not in str(d.dump()) and d.dump()["task_id"] == "job-1"
-    assert d.same_as(CallbackDelivery.of(KEY, body, "job-1", decide_state(DONE)))
-    assert not d.same_as(CallbackDelivery.of(KEY, b"{}", "job-1", decide_state(DONE)))
-    running = CallbackDelivery.of(
-        KEY, b"{}", "job-1", decide_state({"task_id": "job-1", "data": [{"state": "running"}]})
-    )
+    assert d.same_as(StoredCallback.of(KEY, body, "job-1", decide_state(DONE)))
+    assert not d.same_as(StoredCallback.of(KEY, b"{}", "job-1", decide_state(DONE)))
+    running = StoredCallback.of(KEY, b"{}", "job-1", decide_state({"task_id": "job-1", "data": [{"state": "running"}]}))
     assert running.claimed_state == "running" and not running.claims_done
 
 
-def test_delivery_reads_what_earlier_versions_stored_and_ignores_garbage() -> None:
+def test_a_stored_callback_ignores_unknown_fields_and_garbage() -> None:
     old = {"key": KEY, "task_id": "job-1", "received_at": "t", "body": DONE}
-    assert CallbackDelivery.read(old) is not None
-    assert CallbackDelivery.read({"key": KEY}) is None and CallbackDelivery.read("x") is None
+    assert StoredCallback.read(old) is not None
+    assert StoredCallback.read({"key": KEY}) is None and StoredCallback.read("x") is None
 
 
 def test_poll_event_round_trips_and_carries_the_deadline() -> None:
@@ -86,12 +84,10 @@ def test_poll_event_round_trips_and_carries_the_deadline() -> None:
     assert ev.job_status().video_url == "https://x/v.mp4"
 
 
-def test_callback_event_is_a_wake_up_even_from_an_earlier_version() -> None:
+def test_callback_event_is_a_wake_up_that_carries_only_ids() -> None:
     new = VeoEvent.read(VeoEvent.build("callback", source="callback", veo_task_id="job-1", submission_key=KEY))
     assert new.status == "callback" and new.result is None
-    old = {"status": "failed", "source": "callback", "veo_task_id": "job-1", "error_message": "forged", "result": {}}
-    ev = VeoEvent.read(old)
-    assert ev.status == "callback" and ev.result is None
+    assert (new.veo_task_id, new.submission_key) == ("job-1", KEY)
 
 
 def test_failed_event_reports_the_api_reason() -> None:
@@ -107,4 +103,4 @@ def test_trigger_classpath_is_the_trigger_class() -> None:
     from veo_provider.triggers.veo import VeoTrigger
 
     assert f"{VeoTrigger.__module__}.{VeoTrigger.__qualname__}" == VEO_TRIGGER_CLASSPATH
-    assert VeoTrigger(conn_id="c", task_id="t", deadline=1.0).serialize()[0] == VEO_TRIGGER_CLASSPATH
+    assert VeoTrigger(conn_id="c", veo_task_id="t", deadline=1.0).serialize()[0] == VEO_TRIGGER_CLASSPATH

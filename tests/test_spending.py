@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from tests.operators.test_veo import RUNNING, FakeStore, RecordingTI, op
 from veo_provider import spending
 from veo_provider.callbacks import quota
-from veo_provider.callbacks.receiver import create_app
 from veo_provider.callbacks.signing import CallbackRejected
 from veo_provider.hooks.quota import api_server_base, post_cap_request
 from veo_provider.ledger import LEDGER_KEY
+from veo_provider.plugin import build_app
 from veo_provider.settings import VeoSettings
 from veo_provider.spending import CapDecision, CapRequest, Counted, apply_to_counts, scopes_of
 
@@ -240,7 +240,7 @@ def test_the_quota_route_answers_decisions_and_refuses_what_proves_nothing(monke
         return CapDecision(granted=request.key == "ok")
 
     monkeypatch.setattr(quota, "_apply", fake_apply)
-    client = TestClient(create_app(sink=object()))  # type: ignore[arg-type]
+    client = TestClient(build_app())
     body = req("ok").model_dump()
     assert client.post("/quota", json=body).json()["granted"] is True
     assert client.post("/quota", json={**body, "key": "no"}).json()["granted"] is False

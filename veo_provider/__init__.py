@@ -23,7 +23,7 @@ def get_provider_info() -> dict:
         "extra-links": ["veo_provider.links.VeoVideoLink"],
         # ``@task.veo``: TaskFlow authoring for VeoOperator.
         "task-decorators": [{"class-name": "veo_provider.decorators.veo.veo_task", "name": "veo"}],
-        "plugins": [{"name": "veo_callbacks", "plugin-class": "veo_provider.callbacks.plugin.VeoCallbackPlugin"}],
+        "plugins": [{"name": "veo_callbacks", "plugin-class": "veo_provider.plugin.VeoPlugin"}],
         "connection-types": [
             {
                 "connection-type": "veo",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from veo_provider.waiting import RESUME_HOLD
+from veo_provider.resume_hold import RESUME_HOLD
 
 pytestmark = pytest.mark.e2e
 

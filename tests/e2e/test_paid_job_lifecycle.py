@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
+from veo_provider.resume_hold import RESUME_HOLD
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
-from veo_provider.waiting import RESUME_HOLD
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from veo_provider.exceptions import VeoJobFailedError, VeoModerationError
 from veo_provider.ledger import LEDGER_KEY
 from veo_provider.models import XCOM_KEYS
 from veo_provider.operators.veo import VeoOperator
+from veo_provider.resume_hold import RESUME_HOLD
 from veo_provider.triggers.veo import VeoTrigger
-from veo_provider.waiting import RESUME_HOLD
 
 DONE = {
     "success": True,
@@ -345,11 +345,11 @@ def test_callback_mode_retry_of_an_uncertain_submission_waits_for_its_callback(a
 
 
 def test_callback_for_an_older_submission_is_ignored(api, store, veo_conn):
-    from veo_provider.ledger import CALLBACK_KEY
+    from veo_provider.ledger import STORED_CALLBACK_KEY
 
     veo_conn(**CALLBACK_EXTRA)
     store.values[LEDGER_KEY] = {"state": "submitted", "key": "k-2", "task_id": "t-1"}
-    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-0", "claimed_state": "succeeded"}
+    store.values[STORED_CALLBACK_KEY] = {"key": "k-1", "task_id": "t-0", "claimed_state": "succeeded"}
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
     with pytest.raises(TaskDeferred):
         op().execute(cb_ctx(store))
@@ -482,11 +482,11 @@ def test_a_lost_submission_ignores_a_job_the_api_does_not_show_as_ours(api, veo_
 
 
 def test_a_retry_of_a_lost_submission_adopts_its_stored_callback_after_the_api_confirms(api, veo_conn):
-    from veo_provider.ledger import CALLBACK_KEY
+    from veo_provider.ledger import STORED_CALLBACK_KEY
 
     veo_conn(**CALLBACK_EXTRA)
     store = lost_store()
-    store.values[CALLBACK_KEY] = {"key": "k-1", "task_id": "t-1", "claimed_state": "succeeded"}
+    store.values[STORED_CALLBACK_KEY] = {"key": "k-1", "task_id": "t-1", "claimed_state": "succeeded"}
     post = api.post("/veo/videos")
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=claimed_record("k-1", RUNNING["response"])))
     with pytest.raises(TaskDeferred) as info:
@@ -495,14 +495,14 @@ def test_a_retry_of_a_lost_submission_adopts_its_stored_callback_after_the_api_c
 
 
 def test_a_callback_that_came_before_the_deferral_is_checked_with_one_read(api, veo_conn):
-    from veo_provider.ledger import CALLBACK_KEY
+    from veo_provider.ledger import STORED_CALLBACK_KEY
 
     veo_conn(**CALLBACK_EXTRA)
     store = FakeStore()
 
     def submit(request):  # the job calls back before the task gets to defer
         key = store.values[LEDGER_KEY]["key"]
-        store.values[CALLBACK_KEY] = {"key": key, "task_id": "t-1", "claimed_state": "succeeded"}
+        store.values[STORED_CALLBACK_KEY] = {"key": key, "task_id": "t-1", "claimed_state": "succeeded"}
         return httpx.Response(200, json={"task_id": "t-1"})
 
     api.post("/veo/videos").mock(side_effect=submit)

@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from veo_provider.callbacks.receiver import FORBIDDEN, MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 
 from tests.callbacks.test_receiver import (
     FAILURE,
@@ -36,9 +37,8 @@ from tests.callbacks.test_receiver import (
     asgi_scope,
     url_for,
 )
-from veo_provider.callbacks.receiver import FORBIDDEN, MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
 from veo_provider.callbacks.signing import CALLBACK_PARAMS, SIGNATURE_PARAM
-from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
+from veo_provider.ledger import LEDGER_KEY, STORED_CALLBACK_KEY
 
 #: Modest, so the whole file runs in well under a minute on 2 cores.
 SWEEP = settings(
@@ -404,7 +404,7 @@ def test_signed_replay_after_the_task_finished_changes_nothing_but_the_claim(
     for target, delivery in sink.stores:
         assert set(delivery) <= CLAIM_FIELDS and delivery["key"] == KEY and target.submission_key == KEY
         assert "FORGED" not in json.dumps(delivery) and "cdn.example" not in json.dumps(delivery)
-    assert set(sink.tis[TI_KEY]["store"]) <= {LEDGER_KEY, CALLBACK_KEY}
+    assert set(sink.tis[TI_KEY]["store"]) <= {LEDGER_KEY, STORED_CALLBACK_KEY}
 
 
 @SWEEP

@@ -13,9 +13,9 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, T
 from tests.conftest import BASE_URL
 from veo_provider.exceptions import VeoJobFailedError
 from veo_provider.models import XCOM_KEYS
+from veo_provider.resume_hold import RESUME_HOLD
 from veo_provider.sensors.veo import VeoSensor
 from veo_provider.triggers.veo import VeoTrigger
-from veo_provider.waiting import RESUME_HOLD
 
 DONE = {
     "success": True,

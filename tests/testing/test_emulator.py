@@ -302,15 +302,17 @@ def test_tasks_batch_unknown_and_bad(test_client: TestClient) -> None:
 # ------------------------------------------------------------------------------- callbacks
 
 
-def test_callback_success(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
-    url = f"{veo_callback_sink.url}/veo/callback/abc?key=1"
+def test_callback_success(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
+) -> None:
+    url = f"{veo_callback_recorder.url}/veo/callback/abc?key=1"
     started = time.monotonic()
     r = client.post("/veo/videos", json=body(callback_url=url))
     assert time.monotonic() - started < 0.2
     assert set(r.json()) == {"task_id"}
     task_id = r.json()["task_id"]
 
-    got = veo_callback_sink.wait_for(1, timeout=3)
+    got = veo_callback_recorder.wait_for(1, timeout=3)
     assert len(got) == 1
     assert got[0].path == "/veo/callback/abc?key=1"
     assert got[0].headers["content-type"] == "application/json"
@@ -321,18 +323,20 @@ def test_callback_success(veo_emulator: VeoEmulator, client: httpx.Client, veo_c
 
 
 def test_async_with_callback(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
 ) -> None:
-    r = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url, **{"async": True}))
+    r = client.post("/veo/videos", json=body(callback_url=veo_callback_recorder.url, **{"async": True}))
     assert set(r.json()) == {"task_id"}
-    assert veo_callback_sink.wait_for(1, timeout=3)[0].json["task_id"] == r.json()["task_id"]
+    assert veo_callback_recorder.wait_for(1, timeout=3)[0].json["task_id"] == r.json()["task_id"]
 
 
-def test_failure_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
+def test_failure_callback(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
+) -> None:
     veo_emulator.set_faults(fail_jobs={"times": 1, "code": "generation_failed", "message": "model said no"})
-    task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url)).json()["task_id"]
+    task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_recorder.url)).json()["task_id"]
 
-    cb = veo_callback_sink.wait_for(1, timeout=3)[0].json
+    cb = veo_callback_recorder.wait_for(1, timeout=3)[0].json
     assert cb == {
         "success": False,
         "task_id": task_id,
@@ -345,38 +349,42 @@ def test_failure_callback(veo_emulator: VeoEmulator, client: httpx.Client, veo_c
     assert status.state is TaskState.FAILED and status.error_message == "model said no"
 
 
-def test_callback_lost(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
+def test_callback_lost(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
+) -> None:
     veo_emulator.set_faults(callback_lose=1)
-    lost = client.post("/veo/videos", json=body("one", callback_url=veo_callback_sink.url)).json()["task_id"]
-    kept = client.post("/veo/videos", json=body("two", callback_url=veo_callback_sink.url)).json()["task_id"]
+    lost = client.post("/veo/videos", json=body("one", callback_url=veo_callback_recorder.url)).json()["task_id"]
+    kept = client.post("/veo/videos", json=body("two", callback_url=veo_callback_recorder.url)).json()["task_id"]
 
-    got = veo_callback_sink.wait_for(1, timeout=3)
+    got = veo_callback_recorder.wait_for(1, timeout=3)
     assert veo_emulator.wait_until(lambda: veo_emulator.stats()["callbacks_lost"] == 1)
     time.sleep(0.1)
-    assert [c.json["task_id"] for c in veo_callback_sink.received] == [kept] == [g.json["task_id"] for g in got]
+    assert [c.json["task_id"] for c in veo_callback_recorder.received] == [kept] == [g.json["task_id"] for g in got]
     assert decide_state(task(client, lost)).state is TaskState.SUCCEEDED  # polling still finds it
 
 
 def test_callback_duplicated(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
 ) -> None:
     veo_emulator.set_faults(callback_duplicate={"times": 1, "copies": 2})
-    client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url))
+    client.post("/veo/videos", json=body(callback_url=veo_callback_recorder.url))
 
-    got = veo_callback_sink.wait_for(2, timeout=3)
+    got = veo_callback_recorder.wait_for(2, timeout=3)
     assert len(got) == 2 and got[0].raw == got[1].raw
     assert veo_emulator.wait_until(lambda: veo_emulator.stats()["callbacks_delivered"] == 2)
 
 
-def test_callback_late(veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder) -> None:
+def test_callback_late(
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
+) -> None:
     veo_emulator.set_faults(callback_delay={"seconds": 0.5})
-    task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url)).json()["task_id"]
+    task_id = client.post("/veo/videos", json=body(callback_url=veo_callback_recorder.url)).json()["task_id"]
     job = veo_emulator.jobs[0]
 
     time.sleep(job.remaining() + 0.05)
     assert decide_state(task(client, task_id)).state is TaskState.SUCCEEDED
-    assert veo_callback_sink.received == []
-    got = veo_callback_sink.wait_for(1, timeout=2)
+    assert veo_callback_recorder.received == []
+    got = veo_callback_recorder.wait_for(1, timeout=2)
     assert got[0].received_at - job.finished_at >= 0.5
 
 
@@ -523,13 +531,13 @@ def test_generation_seconds_override(veo_emulator: VeoEmulator, client: httpx.Cl
 
 
 def test_jobs_per_body_ignores_delivery_fields(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
 ) -> None:
     same = body("the same prompt")
     client.post("/veo/videos", json=same)
     client.post("/veo/videos", json={**same, "async": True})
-    client.post("/veo/videos", json={**same, "callback_url": f"{veo_callback_sink.url}/a"})
-    client.post("/veo/videos", json={**same, "callback_url": f"{veo_callback_sink.url}/b"})
+    client.post("/veo/videos", json={**same, "callback_url": f"{veo_callback_recorder.url}/a"})
+    client.post("/veo/videos", json={**same, "callback_url": f"{veo_callback_recorder.url}/b"})
     client.post("/veo/videos", json=body("another prompt"))
 
     assert veo_emulator.jobs_created == 5
@@ -567,12 +575,12 @@ def test_admin_endpoints(veo_emulator: VeoEmulator, client: httpx.Client) -> Non
 
 
 def test_reset_drops_pending_callbacks(
-    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_sink: CallbackRecorder
+    veo_emulator: VeoEmulator, client: httpx.Client, veo_callback_recorder: CallbackRecorder
 ) -> None:
-    client.post("/veo/videos", json=body(callback_url=veo_callback_sink.url))
+    client.post("/veo/videos", json=body(callback_url=veo_callback_recorder.url))
     veo_emulator.reset()
     time.sleep(0.35)
-    assert veo_callback_sink.received == []
+    assert veo_callback_recorder.received == []
     assert veo_emulator.stats()["callbacks"] == []
 
 

@@ -172,12 +172,6 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
     assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)
 
 
-def test_a_trigger_serialized_by_version_0_1_still_loads():
-    old = {"conn_id": "veo_default", "task_id": "t-1", "deadline": 1.0, "submission_key": "k", "wait_mode": "poll"}
-    assert VeoTrigger(**old).veo_task_id == "t-1"
-    assert VeoTrigger(**old).serialize()[1]["veo_task_id"] == "t-1"
-
-
 async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api):
     import asyncio
 
@@ -219,3 +213,17 @@ async def test_the_fired_event_logs_as_one_short_line_without_the_api_answer(api
     assert repr(event).startswith("TriggerEvent<success for Veo job t-1 after ")
     assert "cdn.example" not in repr(event) and "\n" not in repr(event)
     assert TriggerEvent.model_validate(event.model_dump()).payload == event.payload
+
+
+def test_a_wait_run_in_the_worker_closes_its_own_client(monkeypatch):
+    from veo_provider.hooks.clients import shared_async_client
+
+    seen = []
+
+    async def wait(self):
+        seen.append(shared_async_client())
+        return {"status": "timeout"}
+
+    monkeypatch.setattr(VeoTrigger, "wait", wait)
+    assert VeoTrigger(conn_id="veo_default", deadline=time.time()).run_here() == {"status": "timeout"}
+    assert seen[0].is_closed

@@ -136,7 +136,7 @@ def _apply(request: CapRequest) -> CapDecision:
 
 def add_quota_route(app: FastAPI) -> None:
     """``POST /quota`` on the receiver app (public URL ``<api-server>/veo/quota``)."""
-    from veo_provider.callbacks.receiver import read_body
+    from veo_provider.callbacks.limits import read_body
 
     @app.post("/quota")
     async def quota(request: Request) -> JSONResponse:

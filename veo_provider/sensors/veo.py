@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from veo_provider.deadlines import poll_outcome
 from veo_provider.links import VeoVideoLink
 from veo_provider.models import TaskStatus, VeoEvent, decide_state, result_to_xcom
-from veo_provider.deadlines import poll_outcome
 from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
 

@@ -8,7 +8,7 @@ the emulator (FastAPI, uvicorn) is imported inside the fixtures.
 * ``veo_emulator_config``: override it to change the ``EmulatorConfig``; or mark a test with
   ``@pytest.mark.veo_emulator(generation_seconds=0, ...)`` (keyword arguments replace config fields).
 * ``veo_connection_env``: points ``AIRFLOW_CONN_VEO_DEFAULT`` at the emulator.
-* ``veo_callback_sink``: a ``CallbackRecorder`` that records the callbacks POSTed to it.
+* ``veo_callback_recorder``: a ``CallbackRecorder`` that records the callbacks POSTed to it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def veo_connection_env(veo_emulator: VeoEmulator, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def veo_callback_sink() -> Iterator[CallbackRecorder]:
+def veo_callback_recorder() -> Iterator[CallbackRecorder]:
     """An HTTP server that records callbacks (use ``.url`` in ``callback_url``)."""
     from veo_provider.testing.emulator import CallbackRecorder
 

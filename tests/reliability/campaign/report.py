@@ -10,8 +10,8 @@ from typing import Any
 from tests.reliability.campaign.dags.veo_campaign_dags import marker
 from tests.reliability.campaign.lag import describe_lags
 from tests.reliability.campaign.runner import RunResult
+from veo_provider.resume_hold import RESUME_HOLD
 from veo_provider.testing.emulator import Job
-from veo_provider.waiting import RESUME_HOLD
 
 __all__ = ["MUST_BE_ZERO", "Summary", "recount_duplicates", "summarize", "table"]
 

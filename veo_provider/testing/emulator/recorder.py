@@ -1,6 +1,6 @@
 """``CallbackRecorder``: a tiny HTTP server that records the callbacks POSTed to it (a webhook.site for tests).
 
-Not to be confused with ``veo_provider.callbacks.receiver.CallbackSink``, the receiver's store.
+Not to be confused with ``veo_provider.callbacks.decision.CallbackPort``, the receiver's database port.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The receiver inside Airflow's own api-server app, on a real metadata database (run as a subprocess).
 
-``test_airflow_sink.py`` runs this with a fresh AIRFLOW_HOME (SQLite, or PostgreSQL through
+``test_airflow_port.py`` runs this with a fresh AIRFLOW_HOME (SQLite, or PostgreSQL through
 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) and reads the JSON it writes to ``argv[1]``. A subprocess
 keeps Airflow's settings, ORM and plugin registry of this database out of the test process.
 """
@@ -61,7 +61,7 @@ with DAG("{DAG_ID}", schedule=None):
     Noop(task_id="capped")
     Noop(task_id="capped_2")
 '''
-PLUGIN_FILE = "from veo_provider.callbacks.plugin import VeoCallbackPlugin  # noqa: F401\n"
+PLUGIN_FILE = "from veo_provider.plugin import VeoPlugin  # noqa: F401\n"
 
 
 def write_files(home: Path) -> None:
@@ -119,7 +119,7 @@ def setup_database() -> None:
             "veo_provider.triggers.veo.VeoTrigger",
             {
                 "conn_id": "veo_cb",
-                "task_id": "job-1",
+                "veo_task_id": "job-1",
                 "deadline": time.time() + 3600,
                 "poll_interval": 15.0,
                 "first_poll_delay": 10.0,

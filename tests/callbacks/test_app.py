@@ -1,4 +1,4 @@
-"""The callback receiver with an in-memory sink: every rejection stores nothing; valid deliveries resume."""
+"""The callback app and decision over an in-memory port: every rejection stores nothing; valid callbacks resume."""
 
 from __future__ import annotations
 
@@ -13,19 +13,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from veo_provider.callbacks.receiver import (
-    FORBIDDEN,
-    LOST_ANSWER_WAIT,
-    MAX_BODY_BYTES,
-    CallbackSink,
-    LoadedTaskInstance,
-    create_app,
-)
+from veo_provider.callbacks.app import create_app
+from veo_provider.callbacks.decision import FORBIDDEN, LOST_ANSWER_WAIT, CallbackPort, LoadedTaskInstance
+from veo_provider.callbacks.limits import MAX_BODY_BYTES
 from veo_provider.callbacks.signing import SIGNATURE_PARAM, CallbackTarget, sign_callback_url
-from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
+from veo_provider.ledger import LEDGER_KEY, STORED_CALLBACK_KEY
 from veo_provider.models import VeoEvent
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
-from veo_provider.waiting import RESUME_HOLD
+from veo_provider.resume_hold import RESUME_HOLD
 
 SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
@@ -47,7 +42,7 @@ FAILURE = {
 RUNNING = {"success": True, "task_id": "job-1", "trace_id": "tr-1", "data": [{"id": "v-1", "state": "running"}]}
 
 
-class FakeSink(CallbackSink):
+class FakePort(CallbackPort):
     """Task instances in a dict; records every write so tests can prove nothing was written."""
 
     def __init__(self) -> None:
@@ -84,7 +79,12 @@ class FakeSink(CallbackSink):
             },
             "trigger": (
                 VEO_TRIGGER_CLASSPATH,
-                {"conn_id": "veo_default", "task_id": "job-1", "submission_key": trigger_key, "wait_mode": "callback"},
+                {
+                    "conn_id": "veo_default",
+                    "veo_task_id": "job-1",
+                    "submission_key": trigger_key,
+                    "wait_mode": "callback",
+                },
             )
             if trigger_key
             else (None, None),
@@ -110,15 +110,15 @@ class FakeSink(CallbackSink):
         return LoadedTaskInstance(
             state=ti["state"],
             ledger=copy.deepcopy(ti["store"].get(LEDGER_KEY)),
-            stored_callback=copy.deepcopy(ti["store"].get(CALLBACK_KEY)),
+            stored_callback=copy.deepcopy(ti["store"].get(STORED_CALLBACK_KEY)),
             trigger_classpath=ti["trigger"][0],
             trigger_kwargs=copy.deepcopy(ti["trigger"][1]),
             deferred_seconds=ti["deferred_seconds"],
         )
 
-    def store(self, target: CallbackTarget, delivery: dict[str, Any]) -> None:
-        self.stores.append((target, delivery))
-        self.tis[self._key(target)]["store"][CALLBACK_KEY] = delivery
+    def store(self, target: CallbackTarget, stored: dict[str, Any]) -> None:
+        self.stores.append((target, stored))
+        self.tis[self._key(target)]["store"][STORED_CALLBACK_KEY] = stored
 
     def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
         self.resumes.append((target, payload))
@@ -130,13 +130,13 @@ class FakeSink(CallbackSink):
 
 
 @pytest.fixture
-def sink() -> FakeSink:
-    return FakeSink()
+def port() -> FakePort:
+    return FakePort()
 
 
 @pytest.fixture
-def client(sink: FakeSink) -> TestClient:
-    return TestClient(create_app(sink))
+def client(port: FakePort) -> TestClient:
+    return TestClient(create_app(port))
 
 
 def make_target(**kw: Any) -> CallbackTarget:
@@ -171,11 +171,11 @@ def sig_of(url: str) -> str:
 # ------------------------------------------------------------------------------ security
 
 
-def test_wrong_signature_is_403(client: TestClient, sink: FakeSink) -> None:
+def test_wrong_signature_is_403(client: TestClient, port: FakePort) -> None:
     r = client.post(url_for(secret="x" * 40), json=SUCCESS)
     assert r.status_code == 403
     assert r.json() == {"detail": FORBIDDEN}
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 @pytest.mark.parametrize(
@@ -190,20 +190,20 @@ def test_wrong_signature_is_403(client: TestClient, sink: FakeSink) -> None:
         ("exp", str(int(time.time()) + 99999)),
     ],
 )
-def test_tampered_url_is_403(client: TestClient, sink: FakeSink, param: str, value: str) -> None:
-    sink.secrets["veo_other"] = [SECRET]  # even a connection sharing the secret cannot be swapped in
-    sink.add_ti(("other_dag", "manual__1", "make_video", -1))
+def test_tampered_url_is_403(client: TestClient, port: FakePort, param: str, value: str) -> None:
+    port.secrets["veo_other"] = [SECRET]  # even a connection sharing the secret cannot be swapped in
+    port.add_ti(("other_dag", "manual__1", "make_video", -1))
     r = client.post(tamper(url_for(), **{param: value}), json=SUCCESS)
     assert r.status_code == 403
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_missing_signature_is_403(client: TestClient, sink: FakeSink) -> None:
+def test_missing_signature_is_403(client: TestClient, port: FakePort) -> None:
     params = dict(parse_qsl(urlsplit(url_for()).query))
     del params[SIGNATURE_PARAM]
     r = client.post("/callback?" + urlencode(params), json=SUCCESS)
     assert r.status_code == 403
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 def _unsigned_missing_run_id() -> str:
@@ -224,87 +224,89 @@ def _unsigned_missing_run_id() -> str:
         lambda: "/callback?conn_id=veo_default",  # unsigned
     ],
 )
-def test_every_authentication_failure_is_the_same_403(client: TestClient, sink: FakeSink, make_url: Any) -> None:
+def test_every_authentication_failure_is_the_same_403(client: TestClient, port: FakePort, make_url: Any) -> None:
     """The answer never tells which connections have a secret, or why a URL failed."""
-    sink.secrets["veo_nosecret"] = []
+    port.secrets["veo_nosecret"] = []
     r = client.post(make_url(), json=SUCCESS)
     assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_signature_is_checked_before_the_body_is_read(client: TestClient, sink: FakeSink) -> None:
+def test_signature_is_checked_before_the_body_is_read(client: TestClient, port: FakePort) -> None:
     body = b'{"task_id": "job-1", "pad": "' + b"x" * (2 * MAX_BODY_BYTES) + b'"}'
     r = client.post(url_for(secret="x" * 40), content=body, headers={"content-type": "application/json"})
     assert r.status_code == 403, "an unsigned request never gets to send a body we read"
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_a_secret_of_another_connection_cannot_wake_this_task(client: TestClient, sink: FakeSink) -> None:
+def test_a_secret_of_another_connection_cannot_wake_this_task(client: TestClient, port: FakePort) -> None:
     """Any connection's secret used to authorize callbacks to any task."""
     other = "other-secret-0123456789-abcdefghijklmnop"
-    sink.secrets["veo_other"] = [other]
+    port.secrets["veo_other"] = [other]
     r = client.post(url_for(secret=other, conn_id="veo_other"), json=SUCCESS)
     assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_connection_is_taken_from_the_trigger_for_older_ledgers(client: TestClient, sink: FakeSink) -> None:
-    del sink.tis[TI_KEY]["store"][LEDGER_KEY]["conn_id"]
-    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    sink.tis[TI_KEY]["trigger"][1]["conn_id"] = "veo_other"
-    sink.tis[TI_KEY]["state"] = "deferred"
-    assert client.post(url_for(), json=FAILURE).status_code == 403
+def test_a_ledger_that_names_no_connection_accepts_no_callback(client: TestClient, port: FakePort) -> None:
+    """Only the connection the submission went through may wake the task; the trigger's is not asked."""
+    del port.tis[TI_KEY]["store"][LEDGER_KEY]["conn_id"]
+    r = client.post(url_for(), json=SUCCESS)
+    assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
+    port.assert_untouched()
 
 
-def test_replayed_delivery_stores_nothing_new(client: TestClient, sink: FakeSink) -> None:
+def test_a_replayed_callback_stores_nothing_new(client: TestClient, port: FakePort) -> None:
     url = url_for()
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    stored = copy.deepcopy(sink.tis[TI_KEY]["store"])
+    stored = copy.deepcopy(port.tis[TI_KEY]["store"])
     r = client.post(url, json=SUCCESS)
     assert r.status_code == 200 and r.json() == {"status": "duplicate", "resumed": False}
-    assert len(sink.stores) == 1 and len(sink.resumes) == 1
-    assert sink.tis[TI_KEY]["store"] == stored
+    assert len(port.stores) == 1 and len(port.resumes) == 1
+    assert port.tis[TI_KEY]["store"] == stored
 
 
-def test_redelivery_resumes_a_task_that_waits_and_was_not_resumed(client: TestClient, sink: FakeSink) -> None:
-    """A failed resume used to be final: the redelivery was a 'duplicate' and resumed nothing."""
-    sink.tis[TI_KEY]["state"] = "running"  # the first delivery races the deferral
+def test_the_same_callback_sent_again_resumes_a_task_that_waits_and_was_not_resumed(
+    client: TestClient, port: FakePort
+) -> None:
+    """A failed resume used to be final: the same callback sent again was a 'duplicate' and resumed nothing."""
+    port.tis[TI_KEY]["state"] = "running"  # the first callback races the deferral
     url = url_for()
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": False}
-    sink.tis[TI_KEY]["state"] = "deferred"
+    port.tis[TI_KEY]["state"] = "deferred"
     assert client.post(url, json=SUCCESS).json() == {"status": "duplicate", "resumed": True}
 
 
-def test_a_forged_delivery_does_not_block_the_genuine_one(client: TestClient, sink: FakeSink) -> None:
-    """The first delivery used to stick: the vendor's genuine callback was then dropped as a duplicate."""
+def test_a_forged_callback_does_not_block_the_genuine_one(client: TestClient, port: FakePort) -> None:
+    """The first stored callback used to stick: the vendor's genuine callback was then dropped as a duplicate."""
     url = url_for()  # one leaked URL
     forged = {**FAILURE, "error": {"code": "forbidden", "message": "FORGED: pay me"}}
     assert client.post(url, json=forged).json() == {"status": "stored", "resumed": True}
-    sink.tis[TI_KEY]["state"] = "deferred"  # the task read the API, saw it running, deferred again
+    port.tis[TI_KEY]["state"] = "deferred"  # the task read the API, saw it running, deferred again
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    assert len(sink.resumes) == 2
-    assert "FORGED" not in str(sink.resumes) + str(sink.tis[TI_KEY]["store"]), "no body text is kept or passed on"
+    assert len(port.resumes) == 2
+    assert "FORGED" not in str(port.resumes) + str(port.tis[TI_KEY]["store"]), "no body text is kept or passed on"
 
 
-def test_final_claim_replaces_a_stored_running_one_and_not_back(client: TestClient, sink: FakeSink) -> None:
+def test_a_final_callback_replaces_a_stored_running_one_and_not_back(client: TestClient, port: FakePort) -> None:
     url = url_for()
     assert client.post(url, json=RUNNING).json() == {"status": "stored", "resumed": False}
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["claimed_state"] == "succeeded"
+    assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["claimed_state"] == "succeeded"
     client.post(url, json={**RUNNING, "trace_id": "other"})
-    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["claimed_state"] == "succeeded"
+    assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["claimed_state"] == "succeeded"
 
 
-def test_deeply_nested_body_is_400_and_stores_nothing(client: TestClient, sink: FakeSink) -> None:
+def test_deeply_nested_body_is_400_and_stores_nothing(client: TestClient, port: FakePort) -> None:
     """A body nested 256 deep used to be stored and then fail with 500."""
     body = b'{"task_id": "job-1", "x": ' + b"[" * 256 + b"]" * 256 + b"}"
     r = client.post(url_for(), content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400 and "deeper" in r.json()["detail"]
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_body_over_one_mib_is_413(client: TestClient, sink: FakeSink, declare_length: bool) -> None:
+def test_body_over_one_mib_is_413(client: TestClient, port: FakePort, declare_length: bool) -> None:
     body = b'{"task_id": "job-1", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     assert len(body) > MAX_BODY_BYTES
     if declare_length:
@@ -313,7 +315,7 @@ def test_body_over_one_mib_is_413(client: TestClient, sink: FakeSink, declare_le
         chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))  # chunked: no Content-Length
         r = client.post(url_for(), content=chunks, headers={"content-type": "application/json"})
     assert r.status_code == 413
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 def asgi_scope(url: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -334,11 +336,11 @@ def asgi_scope(url: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-def test_lying_content_length_is_still_counted(sink: FakeSink) -> None:
+def test_lying_content_length_is_still_counted(port: FakePort) -> None:
     """A small Content-Length with a larger stream is caught while reading."""
     import asyncio
 
-    app = create_app(sink)
+    app = create_app(port)
     body = b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}"
     scope = asgi_scope(url_for(), [(b"content-type", b"application/json"), (b"content-length", b"10")])
     chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
@@ -353,7 +355,7 @@ def test_lying_content_length_is_still_counted(sink: FakeSink) -> None:
 
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 @pytest.mark.parametrize(
@@ -370,97 +372,97 @@ def test_lying_content_length_is_still_counted(sink: FakeSink) -> None:
         (b'{"task_id": "job-1", "data": "not-a-list"}', "not a Veo result"),
     ],
 )
-def test_malformed_body_is_400(client: TestClient, sink: FakeSink, body: bytes, reason: str) -> None:
+def test_malformed_body_is_400(client: TestClient, port: FakePort, body: bytes, reason: str) -> None:
     r = client.post(url_for(), content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert reason in r.json()["detail"]
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_wrong_content_type_is_415(client: TestClient, sink: FakeSink, content_type: str | None) -> None:
+def test_wrong_content_type_is_415(client: TestClient, port: FakePort, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}
     r = client.post(url_for(), content=b'{"task_id": "job-1"}', headers=headers)
     assert r.status_code == 415
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_json_content_type_with_charset_is_accepted(client: TestClient, sink: FakeSink) -> None:
+def test_json_content_type_with_charset_is_accepted(client: TestClient, port: FakePort) -> None:
     r = client.post(
         url_for(), content=b'{"task_id": "job-1"}', headers={"content-type": "Application/JSON; charset=utf-8"}
     )
     assert r.status_code == 200
 
 
-def test_unknown_task_instance_is_404(client: TestClient, sink: FakeSink) -> None:
+def test_unknown_task_instance_is_404(client: TestClient, port: FakePort) -> None:
     r = client.post(url_for(task_id="not_a_task"), json=SUCCESS)
     assert r.status_code == 404
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_stale_submission_key_is_404(client: TestClient, sink: FakeSink) -> None:
+def test_stale_submission_key_is_404(client: TestClient, port: FakePort) -> None:
     r = client.post(url_for(submission_key="cd" * 16), json=SUCCESS)  # an earlier try's key
     assert r.status_code == 404
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_no_ledger_is_404(client: TestClient, sink: FakeSink) -> None:
-    del sink.tis[TI_KEY]["store"][LEDGER_KEY]
+def test_no_ledger_is_404(client: TestClient, port: FakePort) -> None:
+    del port.tis[TI_KEY]["store"][LEDGER_KEY]
     r = client.post(url_for(), json=SUCCESS)
     assert r.status_code == 404
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_task_id_not_of_this_submission_is_409(client: TestClient, sink: FakeSink) -> None:
+def test_task_id_not_of_this_submission_is_409(client: TestClient, port: FakePort) -> None:
     r = client.post(url_for(), json={**SUCCESS, "task_id": "job-someone-else"})
     assert r.status_code == 409
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-def test_rotation_previous_secret_accepted_then_removed(client: TestClient, sink: FakeSink) -> None:
+def test_rotation_previous_secret_accepted_then_removed(client: TestClient, port: FakePort) -> None:
     url = url_for(secret=OLD_SECRET)
-    sink.secrets["veo_default"] = [SECRET, OLD_SECRET]
+    port.secrets["veo_default"] = [SECRET, OLD_SECRET]
     assert client.post(url, json=RUNNING).status_code == 200
-    sink.secrets["veo_default"] = [SECRET]
+    port.secrets["veo_default"] = [SECRET]
     assert client.post(url, json=SUCCESS).status_code == 403
-    assert len(sink.stores) == 1
+    assert len(port.stores) == 1
 
 
-def test_unsigned_request_never_looks_up_secrets(sink: FakeSink) -> None:
+def test_unsigned_request_never_looks_up_secrets(port: FakePort) -> None:
     calls: list[str] = []
 
     def secrets_for(conn_id: str) -> list[str]:
         calls.append(conn_id)
         return []
 
-    sink.secrets_for = secrets_for  # type: ignore[method-assign]
-    r = TestClient(create_app(sink)).post("/callback?conn_id=veo_default", json=SUCCESS)
+    port.secrets_for = secrets_for  # type: ignore[method-assign]
+    r = TestClient(create_app(port)).post("/callback?conn_id=veo_default", json=SUCCESS)
     assert r.status_code == 403 and calls == []
 
 
-def test_sink_failure_is_500_without_details(sink: FakeSink) -> None:
+def test_port_failure_is_500_without_details(port: FakePort) -> None:
     def boom(target: CallbackTarget) -> None:
         raise RuntimeError("database is down: secret stuff")
 
-    sink.load = boom  # type: ignore[method-assign,assignment]
-    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    port.load = boom  # type: ignore[method-assign,assignment]
+    r = TestClient(create_app(port)).post(url_for(), json=SUCCESS)
     assert r.status_code == 500 and r.json() == {"detail": "internal error"}
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
-# -------------------------------------------------------------------------- valid deliveries
+# -------------------------------------------------------------------------- valid callbacks
 
 
-def test_success_is_stored_as_a_claim_and_resumes_with_a_wake_up(client: TestClient, sink: FakeSink) -> None:
+def test_success_is_kept_as_a_stored_callback_and_resumes_with_a_wake_up(client: TestClient, port: FakePort) -> None:
     r = client.post(url_for(), json=SUCCESS)
     assert r.status_code == 200 and r.json() == {"status": "stored", "resumed": True}
-    assert sink.transactions == 1, "store and resume in one transaction when the task settled long ago"
-    [(target, value)] = sink.stores
+    assert port.transactions == 1, "store and resume in one transaction when the task settled long ago"
+    [(target, value)] = port.stores
     assert target == make_target(expires_at=target.expires_at)
     assert value["key"] == KEY and value["task_id"] == "job-1" and value["claimed_state"] == "succeeded"
     assert "body" not in value and "https://cdn.example/v.mp4" not in str(value)
     assert value["received_at"].endswith("+00:00")
-    [(_, payload)] = sink.resumes
+    [(_, payload)] = port.resumes
     event = VeoEvent.read(payload)
     assert (event.status, event.source, event.veo_task_id, event.submission_key) == (
         "callback",
@@ -471,59 +473,61 @@ def test_success_is_stored_as_a_claim_and_resumes_with_a_wake_up(client: TestCli
     assert event.result is None and event.error_message is None
 
 
-def test_forged_failure_text_never_reaches_the_task(client: TestClient, sink: FakeSink) -> None:
+def test_forged_failure_text_never_reaches_the_task(client: TestClient, port: FakePort) -> None:
     """A failure callback used to fail the task for good, with the sender's text in its log."""
     assert client.post(url_for(), json=FAILURE).json() == {"status": "stored", "resumed": True}
-    payload = sink.resumes[0][1]
+    payload = port.resumes[0][1]
     assert VeoEvent.read(payload).status == "callback"
     assert "content moderation" not in str(payload) and "forbidden" not in str(payload)
 
 
-def test_running_callback_is_stored_but_does_not_resume(client: TestClient, sink: FakeSink) -> None:
+def test_running_callback_is_stored_but_does_not_resume(client: TestClient, port: FakePort) -> None:
     assert client.post(url_for(), json=RUNNING).json() == {"status": "stored", "resumed": False}
-    assert len(sink.stores) == 1 and sink.resumes == []
-    assert sink.tis[TI_KEY]["state"] == "deferred"
+    assert len(port.stores) == 1 and port.resumes == []
+    assert port.tis[TI_KEY]["state"] == "deferred"
 
 
-def test_lost_submission_claim_is_stored_but_never_written_into_the_ledger(client: TestClient, sink: FakeSink) -> None:
+def test_a_lost_submissions_callback_is_stored_but_never_written_into_the_ledger(
+    client: TestClient, port: FakePort
+) -> None:
     """Reconciliation used to write the body's task_id into the ledger unverified (the worker now checks)."""
     ledger = {"state": "submitting", "key": KEY, "task_id": None, "endpoint": "videos", "conn_id": "veo_default"}
-    sink.add_ti(state="failed", ledger=ledger, trigger_key=None)
+    port.add_ti(state="failed", ledger=ledger, trigger_key=None)
     r = client.post(url_for(), json={**SUCCESS, "task_id": "job-of-someone-else"})
     assert r.json() == {"status": "stored", "resumed": False}
-    assert sink.tis[TI_KEY]["store"][LEDGER_KEY] == ledger
-    assert sink.tis[TI_KEY]["store"][CALLBACK_KEY]["task_id"] == "job-of-someone-else"
+    assert port.tis[TI_KEY]["store"][LEDGER_KEY] == ledger
+    assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["task_id"] == "job-of-someone-else"
 
 
-def test_not_deferred_task_is_stored_not_resumed(client: TestClient, sink: FakeSink) -> None:
-    sink.tis[TI_KEY]["state"] = "running"
+def test_not_deferred_task_is_stored_not_resumed(client: TestClient, port: FakePort) -> None:
+    port.tis[TI_KEY]["state"] = "running"
     assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
-    assert sink.resumes == [] and len(sink.stores) == 1
+    assert port.resumes == [] and len(port.stores) == 1
 
 
-def test_task_deferred_on_another_key_is_not_resumed(client: TestClient, sink: FakeSink) -> None:
-    sink.add_ti(trigger_key="cd" * 16)
+def test_task_deferred_on_another_key_is_not_resumed(client: TestClient, port: FakePort) -> None:
+    port.add_ti(trigger_key="cd" * 16)
     assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
-    assert sink.resumes == []
+    assert port.resumes == []
 
 
-def test_task_deferred_on_another_trigger_is_not_resumed(client: TestClient, sink: FakeSink) -> None:
-    sink.tis[TI_KEY]["trigger"] = ("airflow.triggers.temporal.DateTimeTrigger", {"submission_key": KEY})
+def test_task_deferred_on_another_trigger_is_not_resumed(client: TestClient, port: FakePort) -> None:
+    port.tis[TI_KEY]["trigger"] = ("airflow.triggers.temporal.DateTimeTrigger", {"submission_key": KEY})
     assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
-    assert sink.resumes == []
+    assert port.resumes == []
 
 
-def test_mapped_task_instance_is_addressed_by_map_index(client: TestClient, sink: FakeSink) -> None:
-    sink.add_ti(("videos", "manual__1", "make_video", 3))
+def test_mapped_task_instance_is_addressed_by_map_index(client: TestClient, port: FakePort) -> None:
+    port.add_ti(("videos", "manual__1", "make_video", 3))
     assert client.post(url_for(map_index=3), json=SUCCESS).json()["resumed"] is True
-    assert sink.stores[0][0].map_index == 3
+    assert port.stores[0][0].map_index == 3
 
 
 # ------------------------------------------------------------------------------------- logs
 
 
 def test_signature_and_query_never_reach_the_logs(
-    client: TestClient, sink: FakeSink, caplog: pytest.LogCaptureFixture
+    client: TestClient, port: FakePort, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     good = url_for()
@@ -543,49 +547,50 @@ def test_signature_and_query_never_reach_the_logs(
     assert "'videos'/'manual__1'/'make_video'/'-1'" in text
 
 
-def test_a_task_deferred_a_moment_ago_is_left_to_its_triggers_early_check(sink: FakeSink) -> None:
+def test_a_task_deferred_a_moment_ago_is_left_to_its_triggers_early_check(port: FakePort) -> None:
     """Airflow fails a task resumed before its deferral's executor event was processed (RESUME_HOLD):
     a young deferral is not resumed by the callback; its trigger checks the API at RESUME_HOLD."""
-    sink.add_ti(deferred_seconds=RESUME_HOLD - 5)
+    port.add_ti(deferred_seconds=RESUME_HOLD - 5)
     start = time.monotonic()
-    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    r = TestClient(create_app(port)).post(url_for(), json=SUCCESS)
     assert r.json() == {"status": "stored", "resumed": False}
     assert time.monotonic() - start < 2, "answered at once, the request is not held"
-    assert not sink.resumes and len(sink.stores) == 1
+    assert not port.resumes and len(port.stores) == 1
 
 
-def _lost_answer_ti(sink: FakeSink, deferred_seconds: float, ti_key: tuple[str, str, str, int] = TI_KEY) -> None:
+def _lost_answer_ti(port: FakePort, deferred_seconds: float, ti_key: tuple[str, str, str, int] = TI_KEY) -> None:
     """A task whose submission answer was lost: its ledger and its trigger know no job."""
-    ti = sink.add_ti(ti_key, deferred_seconds=deferred_seconds, ledger={"state": "submitting", "key": KEY})
-    ti["trigger"][1]["task_id"] = None
+    ledger = {"state": "submitting", "key": KEY, "conn_id": "veo_default"}
+    ti = port.add_ti(ti_key, deferred_seconds=deferred_seconds, ledger=ledger)
+    ti["trigger"][1]["veo_task_id"] = None
 
 
-def test_a_just_deferred_lost_submission_is_resumed_once_the_hold_is_over(sink: FakeSink) -> None:
+def test_a_just_deferred_lost_submission_is_resumed_once_the_hold_is_over(port: FakePort) -> None:
     """Its trigger has no job to check, so only the callback can resume it: after a short wait."""
-    _lost_answer_ti(sink, RESUME_HOLD - 0.6)
+    _lost_answer_ti(port, RESUME_HOLD - 0.6)
     start = time.monotonic()
-    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    r = TestClient(create_app(port)).post(url_for(), json=SUCCESS)
     assert r.json() == {"status": "stored", "resumed": True}
     assert time.monotonic() - start >= 0.55
 
 
-def test_a_lost_submissions_callback_is_held_no_longer_than_a_caller_waits(sink: FakeSink) -> None:
-    _lost_answer_ti(sink, 0.5)
+def test_a_lost_submissions_callback_is_held_no_longer_than_a_caller_waits(port: FakePort) -> None:
+    _lost_answer_ti(port, 0.5)
     start = time.monotonic()
-    r = TestClient(create_app(sink)).post(url_for(), json=SUCCESS)
+    r = TestClient(create_app(port)).post(url_for(), json=SUCCESS)
     assert r.json() == {"status": "stored", "resumed": True}
     assert LOST_ANSWER_WAIT - 0.1 <= time.monotonic() - start < LOST_ANSWER_WAIT + 2
 
 
-async def test_waiting_for_a_just_deferred_task_holds_no_thread(sink: FakeSink) -> None:
+async def test_waiting_for_a_just_deferred_task_holds_no_thread(port: FakePort) -> None:
     """The wait used to be a time.sleep in the api-server's shared thread pool (40 threads by default)."""
     import anyio.to_thread
     import httpx
 
     anyio.to_thread.current_default_thread_limiter().total_tokens = 1  # this test's loop only
-    _lost_answer_ti(sink, RESUME_HOLD - 1)  # resumed only after ~1 s
-    sink.add_ti(("videos", "manual__1", "other", -1))
-    transport = httpx.ASGITransport(app=create_app(sink))
+    _lost_answer_ti(port, RESUME_HOLD - 1)  # resumed only after ~1 s
+    port.add_ti(("videos", "manual__1", "other", -1))
+    transport = httpx.ASGITransport(app=create_app(port))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         slow = asyncio.create_task(client.post(url_for(), json=SUCCESS))
         await asyncio.sleep(0.3)

@@ -1,6 +1,6 @@
-"""AirflowCallbackSink on a real metadata database, inside Airflow's own api-server app.
+"""AirflowCallbackPort on a real metadata database, inside Airflow's own api-server app.
 
-Runs ``airflow_sink_scenario.py`` in a subprocess (fresh AIRFLOW_HOME; SQLite always,
+Runs ``airflow_port_scenario.py`` in a subprocess (fresh AIRFLOW_HOME; SQLite always,
 PostgreSQL when reachable, where the TI row lock is a real ``SELECT ... FOR UPDATE OF``).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.callbacks.airflow_sink_scenario import LOST
+from tests.callbacks.airflow_port_scenario import LOST
 from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
 from tests.e2e.cluster import admin_sql as _pg_admin
 from veo_provider.models import VeoEvent
@@ -25,7 +25,7 @@ from veo_provider.models import VeoEvent
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIO = Path(__file__).with_name("airflow_sink_scenario.py")
+SCENARIO = Path(__file__).with_name("airflow_port_scenario.py")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -99,7 +99,7 @@ def test_replay_is_a_duplicate(scenario: tuple[dict[str, Any], str]) -> None:
     assert result["answers"]["duplicate"] == [200, {"status": "duplicate", "resumed": False}]
 
 
-def test_lost_submission_claim_is_stored_for_the_worker_to_verify(scenario: tuple[dict[str, Any], str]) -> None:
+def test_a_lost_submissions_callback_is_stored_for_the_worker_to_verify(scenario: tuple[dict[str, Any], str]) -> None:
     result, _ = scenario
     assert result["answers"]["lost_answer"] == [200, {"status": "stored", "resumed": False}]
     ti = result["lost_answer"]
@@ -113,7 +113,7 @@ def test_rejections_store_nothing(scenario: tuple[dict[str, Any], str]) -> None:
     result, _ = scenario
     assert result["answers"]["stale_key"][0] == 404
     assert result["answers"]["unknown_conn"][0] == 403
-    # the only delivery stored for lost_answer is the valid one (key-2), from before the rejections
+    # the only callback stored for lost_answer is the valid one (key-2), from before the rejections
     assert result["lost_answer"]["store"]["veo_callback"]["key"] == "key-2"
 
 

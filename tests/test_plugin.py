@@ -1,0 +1,47 @@
+"""The plugin mounts one app at /veo (callback and spending-cap routes); importing it stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fastapi import FastAPI
+
+from veo_provider.plugin import VeoPlugin
+
+
+def _posts(app: FastAPI) -> set[str]:
+    return {getattr(r, "path", "") for r in app.routes if "POST" in getattr(r, "methods", ())}
+
+
+def test_plugin_mounts_the_callback_and_cap_routes_at_veo() -> None:
+    from airflow._shared.plugins_manager import is_valid_plugin
+
+    assert is_valid_plugin(VeoPlugin)
+    assert VeoPlugin.name == "veo_callbacks"
+    [entry] = VeoPlugin.fastapi_apps
+    assert entry["url_prefix"] == "/veo" and entry["name"] == "Veo callback receiver"
+    app = entry["app"]
+    assert isinstance(app, FastAPI)
+    assert _posts(app) == {"/callback", "/quota"}
+    assert VeoPlugin.fastapi_apps is VeoPlugin.fastapi_apps  # built once
+    assert VeoPlugin().fastapi_apps[0]["app"] is app
+
+
+def test_importing_the_plugin_does_not_import_fastapi() -> None:
+    code = "import sys, veo_provider.plugin; print('fastapi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_the_entry_point_and_the_provider_info_name_the_same_plugin_class() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    import veo_provider
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entry = pyproject["project"]["entry-points"]["airflow.plugins"]["veo_callbacks"]
+    [info] = veo_provider.get_provider_info()["plugins"]
+    assert entry.replace(":", ".") == info["plugin-class"] == "veo_provider.plugin.VeoPlugin"

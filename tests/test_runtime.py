@@ -1,0 +1,64 @@
+"""Where a Veo task waits by default: in the triggerer, unless the deployment chose otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from veo_provider.runtime import default_deferrable, in_process
+
+ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+
+
+@pytest.fixture
+def airflow_home(tmp_path, monkeypatch):
+    """A fresh AIRFLOW_HOME whose airflow.cfg the test writes; the SDK's conf re-read from it."""
+    from airflow.sdk import conf
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONFIG", str(tmp_path / "airflow.cfg"))
+    saved = {s: dict(conf[s]) for s in conf.sections() if s == "operators"}
+    yield tmp_path
+    if conf.has_section("operators"):
+        conf.remove_section("operators")
+    for section, values in saved.items():
+        conf.add_section(section)
+        for key, value in values.items():
+            conf.set(section, key, value)
+
+
+def test_unset_means_deferrable_although_airflows_own_default_is_false(airflow_home):
+    from airflow.sdk import conf
+
+    assert conf.getboolean("operators", "default_deferrable") is False  # Airflow's default
+    assert default_deferrable() is True
+
+
+@pytest.mark.parametrize(("value", "expected"), [("False", False), ("true", True)])
+def test_a_value_the_deployment_set_in_its_environment_decides(airflow_home, monkeypatch, value, expected):
+    monkeypatch.setenv(ENV, value)
+    assert default_deferrable() is expected
+
+
+def test_a_value_the_deployment_set_in_airflow_cfg_decides(airflow_home):
+    from airflow.sdk import conf
+
+    if not conf.has_section("operators"):
+        conf.add_section("operators")
+    conf.set("operators", "default_deferrable", "False")
+    assert default_deferrable() is False
+
+
+def test_the_operator_sensor_and_decorator_follow_it(airflow_home, monkeypatch):
+    from veo_provider.operators.veo import VeoOperator
+    from veo_provider.sensors.veo import VeoSensor
+
+    assert VeoOperator(task_id="a", prompt="p").deferrable is True
+    monkeypatch.setenv(ENV, "false")
+    assert VeoOperator(task_id="b", prompt="p").deferrable is False
+    assert VeoSensor(task_id="c", veo_task_id="j").deferrable is False
+    assert VeoOperator(task_id="d", prompt="p", deferrable=True).deferrable is True
+
+
+def test_a_unit_test_process_is_not_an_in_process_task_run():
+    assert in_process() is False

@@ -1,0 +1,129 @@
+"""The receiver's database port on Airflow core: connections, the task instance row, its stored state, resume.
+
+The task instance and its task-state-store values come from the ledger's database side
+(``ledger.database``); this module adds what only the receiver needs: the callback secrets of
+a connection, the trigger a task is deferred on, and resuming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from veo_provider.callbacks.decision import CallbackPort, LoadedTaskInstance
+from veo_provider.callbacks.signing import CallbackTarget
+from veo_provider.ledger.database import TaskInstanceRecord, TaskInstanceRef, create_session
+from veo_provider.ledger.keys import LEDGER_KEY, STORED_CALLBACK_KEY
+from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
+from veo_provider.settings import callback_secrets
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+__all__ = ["AirflowCallbackPort"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Tx:
+    session: Session
+    record: TaskInstanceRecord | None = None
+
+
+class AirflowCallbackPort(CallbackPort):
+    """``CallbackPort`` on Airflow 3.3 core: one session per transaction, the TI row locked by ``load``."""
+
+    def __init__(self) -> None:
+        self._tx: ContextVar[_Tx | None] = ContextVar(f"veo_callback_tx_{id(self)}", default=None)
+
+    def secrets_for(self, conn_id: str) -> list[str]:
+        from airflow.exceptions import AirflowNotFoundException
+        from airflow.models.connection import Connection
+
+        try:
+            return callback_secrets(Connection.get_connection_from_secrets(conn_id).extra_dejson)
+        except AirflowNotFoundException:
+            return []
+
+    @contextlib.contextmanager
+    def transaction(self, target: CallbackTarget) -> Iterator[_Tx]:
+        """One session, committed at the end (rolled back on error), with the TI row locked by ``load``."""
+        with create_session() as session:
+            tx = _Tx(session)
+            token = self._tx.set(tx)
+            try:
+                yield tx
+            finally:
+                self._tx.reset(token)
+
+    @contextlib.contextmanager
+    def _current(self, target: CallbackTarget) -> Iterator[_Tx]:
+        tx = self._tx.get()
+        if tx is not None:
+            yield tx
+        else:
+            with self.transaction(target) as tx:
+                yield tx
+
+    @staticmethod
+    def _record(tx: _Tx, target: CallbackTarget) -> TaskInstanceRecord | None:
+        if tx.record is None:
+            tx.record = TaskInstanceRecord.find(tx.session, TaskInstanceRef.of(target), lock=True)
+        return tx.record
+
+    def load(self, target: CallbackTarget) -> LoadedTaskInstance | None:
+        with self._current(target) as tx:
+            record = self._record(tx, target)
+            if record is None:
+                return None
+            ti = record.row
+            classpath = kwargs = None
+            trigger = ti.trigger if ti.trigger_id is not None else None
+            if trigger is not None:
+                classpath = trigger.classpath
+                if classpath == VEO_TRIGGER_CLASSPATH:
+                    try:
+                        kwargs = dict(trigger.kwargs)
+                    except Exception as exc:  # e.g. a Fernet key this api-server does not have
+                        log.warning("Cannot read the trigger of %s (%s): not resuming it", ti, type(exc).__name__)
+            created = getattr(trigger, "created_date", None)
+            return LoadedTaskInstance(
+                state=record.state,
+                ledger=record.read(LEDGER_KEY),
+                stored_callback=record.read(STORED_CALLBACK_KEY),
+                trigger_classpath=classpath,
+                trigger_kwargs=kwargs,
+                deferred_seconds=(datetime.now(timezone.utc) - created).total_seconds() if created else None,
+            )
+
+    def store(self, target: CallbackTarget, stored: dict[str, Any]) -> None:
+        with self._current(target) as tx:
+            record = self._record(tx, target)
+            if record is not None:
+                record.write(STORED_CALLBACK_KEY, stored)
+
+    def resume(self, target: CallbackTarget, payload: dict[str, Any]) -> bool:
+        from airflow.models.trigger import handle_event_submit
+        from airflow.triggers.base import TriggerEvent
+        from airflow.utils.state import TaskInstanceState
+
+        with self._current(target) as tx:
+            # As Airflow's HITL route: the TI row locked, resume only a DEFERRED task.
+            # The payload is VeoEvent.build's JSON (ids only), so serde always encodes it.
+            record = self._record(tx, target)
+            ti = record.row if record is not None else None
+            if ti is None or ti.state != TaskInstanceState.DEFERRED:
+                return False
+            trigger = ti.trigger if ti.trigger_id is not None else None
+            if trigger is None or trigger.classpath != VEO_TRIGGER_CLASSPATH:
+                return False
+            if dict(trigger.kwargs).get("submission_key") != target.submission_key:
+                return False
+            handle_event_submit(TriggerEvent(payload), task_instance=ti, session=tx.session)
+            return ti.state == TaskInstanceState.SCHEDULED

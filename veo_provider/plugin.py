@@ -1,0 +1,47 @@
+"""The AirflowPlugin: mounts the provider's app in the api-server at ``/veo``, and nothing else.
+
+``/veo/callback`` (the callback receiver) and ``/veo/quota`` (the spending cap) share one app,
+so both keep their public URLs under one prefix. Every Airflow process loads plugins, but only
+the api-server reads ``fastapi_apps``: the app (and FastAPI) is built on first access, so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+
+__all__ = ["VeoPlugin", "build_app"]
+
+
+def build_app() -> Any:
+    """The api-server's ``/veo`` app: the callback route and the spending cap's route."""
+    from fastapi import FastAPI
+
+    from veo_provider.callbacks.app import add_callback_route
+    from veo_provider.callbacks.quota import add_quota_route
+
+    app = FastAPI(title="Veo (airflow-provider-veo)", docs_url=None, redoc_url=None, openapi_url=None)
+    add_callback_route(app)
+    add_quota_route(app)
+    return app
+
+
+class _LazyApps:
+    """Class attribute that builds the app once, when the api-server first asks for it."""
+
+    def __init__(self) -> None:
+        self._apps: list[dict[str, Any]] | None = None
+
+    def __get__(self, obj: object, owner: type | None = None) -> list[dict[str, Any]]:
+        if self._apps is None:
+            self._apps = [{"app": build_app(), "url_prefix": "/veo", "name": "Veo callback receiver"}]
+        return self._apps
+
+
+class VeoPlugin(AirflowPlugin):
+    """Receives Veo job callbacks (signed URLs), resumes the waiting tasks at once, and counts the spending cap."""
+
+    name = "veo_callbacks"
+    fastapi_apps = _LazyApps()  # type: ignore[assignment]
