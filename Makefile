@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check veo_provider tests dags_examples benchmarks tools
 	$(BIN)/ruff format --check veo_provider tests dags_examples benchmarks tools
 	$(BIN)/python tools/check_shape.py veo_provider
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy veo_provider

@@ -183,7 +183,7 @@ def refusal_message(decision: CapDecision, conn_id: str, task: str) -> str:
 
 
 def _ask(request: CapRequest) -> CapDecision:
-    from veo_provider.waiting import in_process
+    from veo_provider.runtime import in_process
 
     if in_process():
         from airflow.utils.session import create_session

@@ -1,9 +1,9 @@
-"""Hostile callbacks (issue 9, item 3): a property-based sweep of the receiver app with a FakeSink.
+"""Hostile callbacks (issue 9, item 3): a property-based sweep of the receiver app with a FakePort.
 
 Every hostile request (forged, tampered, expired, oversized, deeply nested, non-JSON, wrong
 content type, wrong connection, repeated parameters, unicode ids, wrong method) is answered
 4xx, stores nothing and resumes nothing; a genuinely signed replay after the task finished is
-answered 200 with at most the claim stored and no resume; and the app still answers a valid
+answered 200 with at most the stored callback kept and no resume; and the app still answers a valid
 callback afterwards. Trickled ("slow") bodies are driven through a raw ASGI receive channel.
 """
 
@@ -24,16 +24,18 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from veo_provider.callbacks.receiver import FORBIDDEN, MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app
+from veo_provider.callbacks.app import create_app
+from veo_provider.callbacks.decision import FORBIDDEN
+from veo_provider.callbacks.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 
-from tests.callbacks.test_receiver import (
+from tests.callbacks.test_app import (
     FAILURE,
     KEY,
     RUNNING,
     SECRET,
     SUCCESS,
     TI_KEY,
-    FakeSink,
+    FakePort,
     asgi_scope,
     url_for,
 )
@@ -49,8 +51,8 @@ SWEEP = settings(
 )
 
 OTHER_SECRET = "other-conn-secret-0123456789-abcdefghijklmn"
-#: What a stored claim may hold: never the body, never a video URL.
-CLAIM_FIELDS = {"key", "task_id", "claimed_state", "body_sha256", "received_at"}
+#: What a stored callback may hold: never the body, never a video URL.
+STORED_CALLBACK_FIELDS = {"key", "task_id", "claimed_state", "body_sha256", "received_at"}
 JSON = {"content-type": "application/json"}
 
 #: Any text that survives UTF-8 (signing and URL encoding refuse lone surrogates).
@@ -83,11 +85,11 @@ def _with(url: str, **changes: str | None) -> str:
     return "/callback?" + urlencode(params)
 
 
-def _new_sink() -> FakeSink:
-    sink = FakeSink()
-    sink.secrets["veo_other"] = [OTHER_SECRET]  # a real connection with its own secret
-    sink.secrets["veo_shared"] = [SECRET]  # a connection that happens to share the secret
-    return sink
+def _new_port() -> FakePort:
+    port = FakePort()
+    port.secrets["veo_other"] = [OTHER_SECRET]  # a real connection with its own secret
+    port.secrets["veo_shared"] = [SECRET]  # a connection that happens to share the secret
+    return port
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -315,11 +317,11 @@ def _send(client: TestClient, h: Hostile) -> httpx.Response:
     return client.request(h.method, h.url, content=h.body, headers=h.headers)
 
 
-def _assert_still_answers(client: TestClient, sink: FakeSink) -> None:
+def _assert_still_answers(client: TestClient, port: FakePort) -> None:
     """A valid callback after the hostile ones is stored and resumes the task."""
     r = client.post(url_for(), json=SUCCESS)
     assert (r.status_code, r.json()) == (200, {"status": "stored", "resumed": True})
-    assert len(sink.stores) == 1 and len(sink.resumes) == 1
+    assert len(port.stores) == 1 and len(port.resumes) == 1
 
 
 # ----------------------------------------------------------------------------- properties
@@ -328,17 +330,17 @@ def _assert_still_answers(client: TestClient, sink: FakeSink) -> None:
 @SWEEP
 @given(requests=st.lists(HOSTILE, min_size=1, max_size=4))
 def test_hostile_callbacks_are_4xx_store_nothing_and_leave_the_app_healthy(requests: list[Hostile]) -> None:
-    sink = _new_sink()
-    before = copy.deepcopy(sink.tis)
-    client = TestClient(create_app(sink))
+    port = _new_port()
+    before = copy.deepcopy(port.tis)
+    client = TestClient(create_app(port))
     for h in requests:
         event(h.kind)
         r = _send(client, h)
         assert r.status_code in h.expect, f"{h.kind}: {r.status_code} {r.text[:200]}"
         assert 400 <= r.status_code < 500
-        assert sink.stores == [] and sink.resumes == [], f"{h.kind} changed the task's state"
-    assert sink.tis == before, "no task state changed"
-    _assert_still_answers(client, sink)
+        assert port.stores == [] and port.resumes == [], f"{h.kind} changed the task's state"
+    assert port.tis == before, "no task state changed"
+    _assert_still_answers(client, port)
 
 
 @SWEEP
@@ -347,12 +349,12 @@ def test_any_single_changed_query_parameter_is_403(name: str, value: str, drop: 
     url = url_for()
     if not drop and value == _params(url)[name]:
         value += "x"
-    sink = _new_sink()
-    client = TestClient(create_app(sink))
+    port = _new_port()
+    client = TestClient(create_app(port))
     r = client.post(_with(url, **{name: None if drop else value}), json=SUCCESS)
     assert (r.status_code, r.json()) == (403, {"detail": FORBIDDEN})
-    sink.assert_untouched()
-    _assert_still_answers(client, sink)
+    port.assert_untouched()
+    _assert_still_answers(client, port)
 
 
 #: How the task instance looks when a genuinely signed URL is replayed after the task moved on.
@@ -366,8 +368,8 @@ REPLAYS = st.one_of(
 )
 
 
-def _finish(sink: FakeSink, how: str | None) -> None:
-    ti = sink.tis[TI_KEY]
+def _finish(port: FakePort, how: str | None) -> None:
+    ti = port.tis[TI_KEY]
     if how == "deferred-other-trigger":
         ti["state"], ti["trigger"] = "deferred", ("airflow.triggers.temporal.DateTimeTrigger", {"submission_key": KEY})
     elif how == "retried-anew":  # a later try paid for a new job: new key, deferred on it
@@ -381,30 +383,30 @@ def _finish(sink: FakeSink, how: str | None) -> None:
 
 @SWEEP
 @given(how=st.sampled_from(FINISHED), replays=st.lists(st.tuples(REPLAYS, st.booleans()), min_size=1, max_size=3))
-def test_signed_replay_after_the_task_finished_changes_nothing_but_the_claim(
+def test_signed_replay_after_the_task_finished_changes_nothing_but_the_stored_callback(
     how: str | None, replays: list[tuple[dict[str, Any], bool]]
 ) -> None:
-    sink = _new_sink()
-    client = TestClient(create_app(sink))
+    port = _new_port()
+    client = TestClient(create_app(port))
     url = url_for()
     assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
-    _finish(sink, how)
-    ledger = copy.deepcopy(sink.tis[TI_KEY]["store"][LEDGER_KEY])
-    stores = len(sink.stores)
+    _finish(port, how)
+    ledger = copy.deepcopy(port.tis[TI_KEY]["store"][LEDGER_KEY])
+    stores = len(port.stores)
     for body, fresh_url in replays:
         r = client.post(url_for() if fresh_url else url, json=body)
         if how == "retried-anew":
             assert r.status_code == 404, "a replay for an earlier try's submission is stale"
         else:
             assert r.status_code == 200 and r.json()["resumed"] is False, r.text
-    assert len(sink.resumes) == 1, "no task that is not deferred on this submission is resumed"
-    assert sink.tis[TI_KEY]["store"][LEDGER_KEY] == ledger, "only the worker writes the ledger"
+    assert len(port.resumes) == 1, "no task that is not deferred on this submission is resumed"
+    assert port.tis[TI_KEY]["store"][LEDGER_KEY] == ledger, "only the worker writes the ledger"
     if how == "retried-anew":
-        assert len(sink.stores) == stores
-    for target, delivery in sink.stores:
-        assert set(delivery) <= CLAIM_FIELDS and delivery["key"] == KEY and target.submission_key == KEY
+        assert len(port.stores) == stores
+    for target, delivery in port.stores:
+        assert set(delivery) <= STORED_CALLBACK_FIELDS and delivery["key"] == KEY and target.submission_key == KEY
         assert "FORGED" not in json.dumps(delivery) and "cdn.example" not in json.dumps(delivery)
-    assert set(sink.tis[TI_KEY]["store"]) <= {LEDGER_KEY, STORED_CALLBACK_KEY}
+    assert set(port.tis[TI_KEY]["store"]) <= {LEDGER_KEY, STORED_CALLBACK_KEY}
 
 
 @SWEEP
@@ -413,18 +415,18 @@ def test_unicode_ids_round_trip_to_their_own_task_instance(
     dag_id: str, run_id: str, task_id: str, map_index: int
 ) -> None:
     """A task instance whose ids are any unicode gets its callback; a neighbour's URL does not reach it."""
-    sink = _new_sink()
+    port = _new_port()
     key = (dag_id, run_id, task_id, map_index)
-    sink.add_ti(key)
-    client = TestClient(create_app(sink))
+    port.add_ti(key)
+    client = TestClient(create_app(port))
     ids = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
     r = client.post(url_for(**ids), json=SUCCESS)
     assert (r.status_code, r.json()) == (200, {"status": "stored", "resumed": True})
-    [(target, _)] = sink.stores
+    [(target, _)] = port.stores
     assert (target.dag_id, target.run_id, target.task_id, target.map_index) == key
-    assert sink.tis[key]["state"] == "scheduled"
+    assert port.tis[key]["state"] == "scheduled"
     if key != TI_KEY:
-        assert sink.tis[TI_KEY]["state"] == "deferred", "no other task instance was touched"
+        assert port.tis[TI_KEY]["state"] == "deferred", "no other task instance was touched"
 
 
 # ---------------------------------------------------------------------------- slow bodies
@@ -467,10 +469,10 @@ async def test_a_trickled_body_is_capped_and_stores_nothing_while_others_are_ser
     """A body dripped in 16 KiB every few ms, no Content-Length: cut at the cap, 413, nothing stored;
     a valid callback for another task is answered meanwhile, even with one worker thread."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = 1  # this test's loop only
-    sink = _new_sink()
+    port = _new_port()
     other = ("videos", "manual__1", "other", -1)
-    sink.add_ti(other)
-    app = create_app(sink)
+    port.add_ti(other)
+    app = create_app(port)
     step = 16 * 1024
     slow = asyncio.create_task(_asgi_post(app, url_for(), _trickle(4 * MAX_BODY_BYTES, step, 0.01)))
     await asyncio.sleep(0.05)
@@ -483,12 +485,12 @@ async def test_a_trickled_body_is_capped_and_stores_nothing_while_others_are_ser
     status, body, pulled = await slow
     assert status == 413 and b"larger than" in body
     assert pulled <= MAX_BODY_BYTES // step + 2, "the reader stopped at the cap, not at the end of the body"
-    assert [t.task_id for t, _ in sink.stores] == ["other"] and [t.task_id for t, _ in sink.resumes] == ["other"]
-    assert sink.tis[TI_KEY]["state"] == "deferred"
+    assert [t.task_id for t, _ in port.stores] == ["other"] and [t.task_id for t, _ in port.resumes] == ["other"]
+    assert port.tis[TI_KEY]["state"] == "deferred"
 
 
 async def test_a_forged_slow_body_is_refused_without_reading_it() -> None:
-    sink = _new_sink()
+    port = _new_port()
 
     async def never_ending() -> AsyncIterator[bytes]:
         while True:
@@ -496,15 +498,15 @@ async def test_a_forged_slow_body_is_refused_without_reading_it() -> None:
             yield b"x"
 
     status, _, pulled = await asyncio.wait_for(
-        _asgi_post(create_app(sink), url_for(secret="x" * 40), never_ending()), timeout=5
+        _asgi_post(create_app(port), url_for(secret="x" * 40), never_ending()), timeout=5
     )
     assert (status, pulled) == (403, 0), "an unauthenticated body is never read"
-    sink.assert_untouched()
+    port.assert_untouched()
 
 
 async def test_a_genuine_slow_but_small_body_is_accepted() -> None:
     """Slowness alone is not an attack: a small valid body dripped byte-wise still wakes the task."""
-    sink = _new_sink()
+    port = _new_port()
     raw = json.dumps(SUCCESS).encode()
 
     async def drip() -> AsyncIterator[bytes]:
@@ -512,7 +514,7 @@ async def test_a_genuine_slow_but_small_body_is_accepted() -> None:
             await asyncio.sleep(0.002)
             yield raw[i : i + 8]
 
-    status, body, _ = await _asgi_post(create_app(sink), url_for(), drip())
+    status, body, _ = await _asgi_post(create_app(port), url_for(), drip())
     assert status == 200 and json.loads(body) == {"status": "stored", "resumed": True}
 
 
@@ -521,12 +523,12 @@ async def test_a_genuine_slow_but_small_body_is_accepted() -> None:
 
 @pytest.mark.parametrize("declared", [b"9" * 5000, "\u00b2".encode("latin-1")], ids=["5000-digits", "superscript-two"])
 async def test_a_malformed_content_length_is_400_not_500(declared: bytes) -> None:
-    sink = _new_sink()
+    port = _new_port()
 
     async def body() -> AsyncIterator[bytes]:
         yield b'{"task_id": "job-1"}'
 
     headers = [(b"content-type", b"application/json"), (b"content-length", declared)]
-    status, _, _ = await _asgi_post(create_app(sink), url_for(), body(), headers)
+    status, _, _ = await _asgi_post(create_app(port), url_for(), body(), headers)
     assert status == 400
-    sink.assert_untouched()
+    port.assert_untouched()
