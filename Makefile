@@ -49,4 +49,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
