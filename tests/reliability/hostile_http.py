@@ -144,7 +144,7 @@ def recorded_targets(db_url: str, signed: list[tuple[str, str]]) -> list[tuple[s
 
     Only there must a body naming another job be refused (409). A lost submission's ledger names no
     job: a body on its genuine URL is stored as a claim, as a genuine late callback must be, and the
-    operator confirms it with the API before adopting the job (``claimed_job``).
+    operator confirms it with the API before adopting the job (``job_named_by_callback``).
     """
     conn = _connect(db_url)
     try:

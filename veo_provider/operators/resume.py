@@ -1,7 +1,7 @@
 """Which job a try resumes: the one an earlier try paid for, or the job a lost submission created.
 
-Only an authenticated read of the API decides: a 404 follows ``on_uncertain_submission``, and a
-callback's claim is adopted only when the job's own record carries this submission's key.
+Only an authenticated read of the API decides: a 404 follows ``on_uncertain_submission``, and
+the job a callback names is adopted only when the job's own record carries this submission's key.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from veo_provider.hooks.veo import VeoHook
     from veo_provider.ledger import Ledger
 
-__all__ = ["RECORD_PATIENCE", "claimed_job", "record_paid_job", "status_of_paid_job"]
+__all__ = ["RECORD_PATIENCE", "job_named_by_callback", "record_paid_job", "status_of_paid_job"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def status_of_paid_job(hook: VeoHook, entry: LedgerEntry, on_uncertain_submissio
     return status
 
 
-def claimed_job(
+def job_named_by_callback(
     hook: VeoHook, ledger: Ledger, entry: LedgerEntry, veo_task_id: str | None
 ) -> tuple[LedgerEntry, TaskStatus] | None:
     """Adopt the job a callback names for a lost submission, if the API shows it is ours."""

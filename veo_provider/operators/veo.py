@@ -32,7 +32,7 @@ from veo_provider.models import (
 from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
 from veo_provider.operators.arguments import check_wait_arguments
-from veo_provider.operators.resume import claimed_job, record_paid_job, status_of_paid_job
+from veo_provider.operators.resume import job_named_by_callback, record_paid_job, status_of_paid_job
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
 
@@ -255,7 +255,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     ) -> Any:
         """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
         stored = ledger.stored_callback(entry)
-        found = claimed_job(self.hook, ledger, entry, stored.veo_task_id) if stored is not None else None
+        found = job_named_by_callback(self.hook, ledger, entry, stored.veo_task_id) if stored is not None else None
         if found is not None:
             return self._continue(context, ledger, *found, mode)
         if self.on_uncertain_submission == "resubmit":
@@ -390,7 +390,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
                 f"{entry.key if entry else 'nothing'}; a retry resumes from the ledger."
             )
         if entry.veo_task_id is None:
-            found = claimed_job(self.hook, ledger, entry, ev.veo_task_id)
+            found = job_named_by_callback(self.hook, ledger, entry, ev.veo_task_id)
             if found is None:
                 return self._wait(context, entry, "callback", ev.deadline)
             entry, status = found
