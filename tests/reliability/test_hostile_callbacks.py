@@ -24,9 +24,6 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from veo_provider.callbacks.app import create_app
-from veo_provider.callbacks.decision import FORBIDDEN
-from veo_provider.callbacks.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 
 from tests.callbacks.test_app import (
     FAILURE,
@@ -39,6 +36,9 @@ from tests.callbacks.test_app import (
     asgi_scope,
     url_for,
 )
+from veo_provider.callbacks.app import create_app
+from veo_provider.callbacks.decision import FORBIDDEN
+from veo_provider.callbacks.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from veo_provider.callbacks.signing import CALLBACK_PARAMS, SIGNATURE_PARAM
 from veo_provider.ledger import LEDGER_KEY, STORED_CALLBACK_KEY
 
