@@ -10,21 +10,21 @@ ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
 
 
 @pytest.fixture
-def airflow_home(tmp_path, monkeypatch):
-    """A fresh AIRFLOW_HOME whose airflow.cfg the test writes; the SDK's conf re-read from it."""
+def airflow_home(monkeypatch):
+    """No [operators] default_deferrable in the environment or the loaded airflow.cfg; restored after."""
     from airflow.sdk import conf
 
     monkeypatch.delenv(ENV, raising=False)
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONFIG", str(tmp_path / "airflow.cfg"))
-    saved = {s: dict(conf[s]) for s in conf.sections() if s == "operators"}
-    yield tmp_path
+    saved = dict(conf["operators"]) if conf.has_section("operators") else None
+    if saved is not None:
+        conf.remove_section("operators")
+    yield
     if conf.has_section("operators"):
         conf.remove_section("operators")
-    for section, values in saved.items():
-        conf.add_section(section)
-        for key, value in values.items():
-            conf.set(section, key, value)
+    if saved is not None:
+        conf.add_section("operators")
+        for key, value in saved.items():
+            conf.set("operators", key, value)
 
 
 def test_unset_means_deferrable_although_airflows_own_default_is_false(airflow_home):
@@ -62,3 +62,21 @@ def test_the_operator_sensor_and_decorator_follow_it(airflow_home, monkeypatch):
 
 def test_a_unit_test_process_is_not_an_in_process_task_run():
     assert in_process() is False
+
+
+def test_task_veo_follows_it_too(airflow_home, monkeypatch):
+    from airflow.sdk import DAG
+
+    from veo_provider.decorators.veo import veo_task
+
+    monkeypatch.setenv(ENV, "false")
+    with DAG("deferrable_default", schedule=None):
+
+        @veo_task(model="veo3")
+        def prompt() -> str:
+            return "a red kite"
+
+        waits_here = prompt().operator
+        in_triggerer = veo_task(python_callable=lambda: "p", task_id="explicit", deferrable=True)().operator
+    assert waits_here.deferrable is False
+    assert in_triggerer.deferrable is True
