@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "AddressRefused",
     "check_addresses",
+    "check_resolved_url",
     "check_url",
     "is_private_host",
     "normalise_host",
@@ -117,7 +118,7 @@ def _kind(address: IPAddress) -> str:
         return "unspecified"
     if address.is_multicast:
         return "multicast"
-    if address.is_private or isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
+    if address.is_private or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED):
         return "private"
     return "reserved"
 
@@ -220,6 +221,20 @@ def check_addresses(what: str, host: str, addresses: list[IPAddress], *, allow_p
         why = address_refusal(address, allow_private=allow_private)
         if why is not None:
             raise AddressRefused(f"{what} (its host {host!r} resolves to {why}): {fix}")
+
+
+def check_resolved_url(field: str, url: str, *, fix: str) -> None:
+    """Refuse a URL (already accepted by ``check_url``) whose host resolves to a non-global address.
+
+    A host that does not resolve here passes: this is for URLs the vendor fetches from the
+    internet, and a worker may see no public DNS at all.
+    """
+    try:
+        host = normalise_host(urlsplit(url).hostname or "")
+        found = resolve(host, urlsplit(url).port)
+    except (OSError, ValueError, UnicodeError):
+        return
+    check_addresses(f"{field} must be a public http(s) URL", host, found, allow_private=False, fix=fix)
 
 
 def is_private_host(host: str) -> bool:

@@ -378,6 +378,15 @@ def request_from_arguments(
     return build_request(endpoint, **{**(extra_body or {}), **explicit})
 
 
+def fetched_urls(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) of every URL in a request body that the vendor will fetch (images, a mask)."""
+    urls = [(f"image_urls[{i}]", u) for i, u in enumerate(body.get("image_urls") or []) if isinstance(u, str)]
+    mask = body.get("image_mask")
+    if isinstance(mask, str) and "://" in mask[:16]:
+        urls.append(("image_mask", mask))
+    return urls
+
+
 def describe(body: dict[str, Any]) -> str:
     """What a submission asks for, for logs (no prompt text, no callback URL: it holds a signature)."""
     keys = ("action", "model", "video_id", "resolution", "aspect_ratio", "motion_type")

@@ -224,6 +224,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
+        self.hook.check_image_hosts(request)  # the one DNS look-up of image hosts, before the ledger
         if self.output_path and self.wait_for_completion:
             from veo_provider.hooks.files import check_writable
 
