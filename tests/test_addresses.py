@@ -111,7 +111,7 @@ def test_loopback_and_private_pass_only_when_allowed_and_metadata_never() -> Non
             check_url("video_url", url, fix=FIX)
         assert check_url("video_url", url, allow_private=True, fix=FIX) == url
     for url in ("http://169.254.169.254/latest/", "http://[64:ff9b::a9fe:a9fe]/", "http://0.0.0.0/", "http://[::]/"):
-        with pytest.raises(AddressRefused, match="link-local|unspecified"):
+        with pytest.raises(AddressRefused, match=r"link-local|unspecified"):
             check_url("video_url", url, allow_private=True, fix=FIX)
 
 

@@ -156,7 +156,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(veo_conn, tmp_path,
 def test_an_unresolvable_video_host_is_a_retryable_connect_error(veo_conn, tmp_path, monkeypatch):
     fake_dns(monkeypatch, {})
     veo_conn(max_retries=2)
-    with pytest.raises(VeoTransportError, match="could not resolve the video host 'cdn.example'") as info:
+    with pytest.raises(VeoTransportError, match=r"could not resolve the video host 'cdn\.example'") as info:
         hook().download(CDN, tmp_path / "v.mp4")
     assert info.value.retryable and nothing_written(tmp_path)
 
@@ -184,7 +184,7 @@ def test_a_loopback_api_host_still_never_downloads_from_metadata_addresses(veo_c
     veo_conn(host="http://127.0.0.1:8089")
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as mock:
         route = mock.route()
-        with pytest.raises(VeoAddressError, match="link-local address 169.254.169.254"):
+        with pytest.raises(VeoAddressError, match=r"link-local address 169\.254\.169\.254"):
             hook().download("http://169.254.169.254/latest/meta-data/", tmp_path / "v.mp4")
     assert route.call_count == 0
 
@@ -251,7 +251,7 @@ def test_an_http_to_https_upgrade_is_another_origin_and_names_the_fix(veo_conn, 
     api.post("/veo/tasks").mock(
         return_value=httpx.Response(301, headers={"location": BASE_URL.replace("http:", "https:") + "/veo/tasks"})
     )
-    with pytest.raises(VeoRedirectError, match="https://veo.test/veo/tasks.*Base URL"):
+    with pytest.raises(VeoRedirectError, match=r"https://veo\.test/veo/tasks.*Base URL"):
         hook().get_task("t")
 
 
