@@ -176,7 +176,7 @@ def test_the_api_host_is_private_by_its_text_or_by_every_dns_answer(monkeypatch:
 # ------------------------------------------------------------------------------ sweep
 
 
-def _spellings(address: ipaddress.IPv4Address) -> st.SearchStrategy[str]:
+def spellings(address: ipaddress.IPv4Address) -> st.SearchStrategy[str]:
     """The ways a fetcher may be handed ``address`` as a URL host."""
     n, parts = int(address), address.packed
     return st.sampled_from(
@@ -211,7 +211,7 @@ NON_GLOBAL = st.sampled_from(
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(host=NON_GLOBAL.flatmap(_spellings))
+@given(host=NON_GLOBAL.flatmap(spellings))
 def test_no_spelling_of_a_non_global_ipv4_address_passes(host: str) -> None:
     with pytest.raises(AddressRefused, match="image_urls"):
         check_url("image_urls[0]", f"http://{host}/a.png", fix=FIX)
