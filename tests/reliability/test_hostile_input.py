@@ -20,10 +20,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BASE_URL
-from tests.test_addresses import NON_GLOBAL, fake_dns, spellings
-
 from tests.decorators.test_veo import unmapped
 from tests.operators.test_veo import FakeStore, op
+from tests.test_addresses import NON_GLOBAL, fake_dns, spellings
 from veo_provider.models.requests import ACTION_ALIASES, ENDPOINTS, MOTION_TYPES, VIDEO_ACTIONS
 
 pytestmark = pytest.mark.usefixtures("veo_conn")
@@ -390,7 +389,8 @@ def test_malformed_image_urls_are_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mask", ["file:///etc/passwd", "ftp://files.example/m.png", "http://169.254.169.254/m.png", *PRIVATE_IMAGE_URLS[-14:]]
+    "mask",
+    ["file:///etc/passwd", "ftp://files.example/m.png", "http://169.254.169.254/m.png", *PRIVATE_IMAGE_URLS[-14:]],
 )
 def test_image_mask_urls_are_checked_like_image_urls(mask: str) -> None:
     refuse(Bad({**EDIT, "endpoint": "objects", "action": "remove", "image_mask": mask}, "image_mask"))
