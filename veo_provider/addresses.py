@@ -183,7 +183,8 @@ def check_url(field: str, url: str, *, allow_private: bool = False, fix: str) ->
     """
     what = f"{field} must be a public http(s) URL"
     if not re.match(r"^https?://[^\s/]", url, re.IGNORECASE):
-        raise AddressRefused(f"{field} must be an http(s) URL (got {url[:80]!r}): {fix}")
+        shown = url.split("?")[0][:80]  # a signed URL's query holds its credentials
+        raise AddressRefused(f"{field} must be an http(s) URL (got {shown!r}): {fix}")
     if re.search(r"[\s\x00-\x1f\x7f\\]", url):
         raise AddressRefused(f"{what} (it contains whitespace, a control character or a backslash): {fix}")
     netloc = urlsplit(url).netloc
