@@ -49,11 +49,17 @@ class Internal:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/secret"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here depends on this machine's DNS: names fail like NXDOMAIN unless a test answers them."""
+    fake_dns(monkeypatch, {})
 
 
 @pytest.fixture
