@@ -9,7 +9,9 @@ Why it looks like this:
 - The token only ever travels in the Authorization header of API calls; it is not in any
   repr, log line or exception, and it is never sent to video (CDN) URLs. The shared clients
   keep no cookies: one client serves many connections (tokens).
-- Downloads go to a fresh temporary sibling and are renamed into place, capped in size.
+- Downloads go to a fresh temporary sibling and are renamed into place, capped in size; every
+  redirect hop passes the address policy and is connected to as checked (``hooks.downloads``).
+- API calls follow redirects only within the Base URL's origin, and only 307/308.
 """
 
 from __future__ import annotations
