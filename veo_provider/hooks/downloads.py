@@ -58,17 +58,23 @@ class VideoHosts:
             self._private_api = addresses.is_private_host(self.api_host)
         return self._private_api
 
+    def _checked(self, check: Callable[[bool], object]) -> None:
+        """Run ``check`` strictly; when it refuses and the API host is private, allow private too."""
+        try:
+            check(False)
+        except addresses.AddressRefused as strict:
+            refusal = strict
+            if self.private_api():
+                try:
+                    check(True)
+                    return
+                except addresses.AddressRefused as exc:
+                    refusal = exc
+            raise VeoAddressError(str(refusal)) from None
+
     def check_url(self, what: str, url: str) -> None:
         """Refuse, before connecting, a hop whose URL or host text is refused."""
-        try:
-            addresses.check_url(what, url, fix=_FIX)
-        except addresses.AddressRefused as strict:
-            try:
-                if not self.private_api():
-                    raise strict
-                addresses.check_url(what, url, allow_private=True, fix=_FIX)
-            except addresses.AddressRefused as exc:
-                raise VeoAddressError(str(exc)) from None
+        self._checked(lambda allow: addresses.check_url(what, url, allow_private=allow, fix=_FIX))
 
     def connect_check(self, host: str, port: int) -> list[str]:
         """The addresses to connect to for ``host`` (one DNS lookup), each accepted by the policy."""
@@ -77,16 +83,8 @@ class VideoHosts:
             found = addresses.resolve(name, port)
         except (OSError, ValueError) as exc:  # httpx reports it as the ConnectError it is
             raise httpcore.ConnectError(f"could not resolve the video host {host!r}: {exc}") from None
-        what = f"The video host {host!r} must be public"
-        try:
-            addresses.check_addresses(what, name, found, allow_private=False, fix=_FIX)
-        except addresses.AddressRefused as strict:
-            try:
-                if not self.private_api():
-                    raise strict
-                addresses.check_addresses(what, name, found, allow_private=True, fix=_FIX)
-            except addresses.AddressRefused as exc:
-                raise VeoAddressError(str(exc)) from None
+        what = "A download may connect only to public addresses"
+        self._checked(lambda allow: addresses.check_addresses(what, name, found, allow_private=allow, fix=_FIX))
         return [str(a) for a in found]
 
 
@@ -102,7 +100,9 @@ def _open(client: httpx.Client, url: str, hosts: VideoHosts, timeout: httpx.Time
         try:
             current = str(response.url.join(response.headers["location"]))
         except httpx.InvalidURL:
-            raise VeoAddressError(f"{redact(url)} redirected to a location that is no URL; {_FIX}") from None
+            raise VeoAddressError(
+                f"{redact(url)} redirected to something that is no URL; nothing was downloaded"
+            ) from None
         what = f"the redirect {hop + 1} of video_url to"
     raise VeoRedirectError(
         f"GET {redact(url)} was redirected more than {MAX_REDIRECTS} times (a redirect loop?): check the URL"
