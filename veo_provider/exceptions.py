@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "HOW_TO_RESOLVE",
+    "VeoAddressError",
     "VeoAuthError",
     "VeoBadRequestError",
     "VeoDownloadTooLarge",
@@ -239,7 +240,11 @@ class VeoDownloadTooLarge(_Final):
 
 
 class VeoRedirectError(_Final):
-    """Too many redirects (a loop or a misconfigured URL): the same request would loop again."""
+    """Too many redirects (a loop or a misconfigured URL), or an API redirect to another origin."""
+
+
+class VeoAddressError(_Final):
+    """A URL whose host the address policy refuses (loopback, private, link-local, metadata)."""
 
 
 HOW_TO_RESOLVE = (

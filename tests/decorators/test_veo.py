@@ -41,12 +41,12 @@ def test_the_function_may_return_request_fields(api):
     post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
 
     def frames():
-        return {"prompt": "a door opens", "action": "image2video", "image_urls": ["https://x/a.png"]}
+        return {"prompt": "a door opens", "action": "image2video", "image_urls": ["https://cdn.example/a.png"]}
 
     with pytest.raises(TaskDeferred):
         unmapped(frames, model="veo3").execute({"task_state_store": FakeStore()})
     body = json.loads(post.calls.last.request.content)
-    assert body["action"] == "image2video" and body["image_urls"] == ["https://x/a.png"]
+    assert body["action"] == "image2video" and body["image_urls"] == ["https://cdn.example/a.png"]
 
 
 @pytest.mark.parametrize(

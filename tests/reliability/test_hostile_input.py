@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tests.conftest import BASE_URL
 from tests.decorators.test_veo import unmapped
 from tests.operators.test_veo import FakeStore, op
+from tests.test_addresses import NON_GLOBAL, fake_dns, spellings
 from veo_provider.models.requests import ACTION_ALIASES, ENDPOINTS, MOTION_TYPES, VIDEO_ACTIONS
 
 pytestmark = pytest.mark.usefixtures("veo_conn")
@@ -344,6 +345,21 @@ PRIVATE_IMAGE_URLS = [
     "http://[::ffff:10.0.0.1]/x.png",
     "http://2130706433/x.png",  # 127.0.0.1 as one decimal number
     "http://0x7f000001/x.png",  # ... and in hex
+    # Bypasses of the first check (its host text was compared before normalisation):
+    "http://0177.0.0.1/x.png",
+    "http://127.1/x.png",
+    "http://0x7f.1/x.png",
+    "http://017700000001/x.png",
+    "http://127\u30020\u30020\u30021/x.png",  # full-width (ideographic) dots
+    "http://[::127.0.0.1]/x.png",
+    "http://[::ffff:0:7f00:1]/x.png",
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254
+    "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 of 169.254.169.254
+    "http://metadata/computeMetadata/v1/",
+    "http://instance-data/latest/meta-data/",
+    "http://localhost.localdomain/x.png",
+    "http://127.0.0.1.nip.io/x.png",
+    "http://169-254-169-254.sslip.io/latest/",
 ]
 
 PRIVATE_URL_DEFECT = (
@@ -372,9 +388,29 @@ def test_malformed_image_urls_are_refused(url: str) -> None:
     refuse(Bad({**IMAGE2VIDEO, "image_urls": [url]}, "image_urls"))
 
 
-@pytest.mark.parametrize("mask", ["file:///etc/passwd", "ftp://files.example/m.png", "http://169.254.169.254/m.png"])
+@pytest.mark.parametrize(
+    "mask",
+    ["file:///etc/passwd", "ftp://files.example/m.png", "http://169.254.169.254/m.png", *PRIVATE_IMAGE_URLS[-14:]],
+)
 def test_image_mask_urls_are_checked_like_image_urls(mask: str) -> None:
     refuse(Bad({**EDIT, "endpoint": "objects", "action": "remove", "image_mask": mask}, "image_mask"))
+
+
+@SWEEP
+@given(host=NON_GLOBAL.flatmap(spellings))
+def test_no_spelling_of_a_private_address_passes_as_an_image_host(host: str) -> None:
+    event(host.split(".")[-1] if "nip" in host or "sslip" in host else "literal")
+    refuse(Bad({**IMAGE2VIDEO, "image_urls": ["https://cdn.example/a.png", f"http://{host}/b.png"]}, "image_urls"))
+
+
+@pytest.mark.parametrize("answer", [["127.0.0.1"], ["10.1.1.1"], ["169.254.169.254"], ["93.184.216.34", "10.0.0.9"]])
+def test_an_image_host_resolving_to_a_private_address_is_refused_before_the_ledger(
+    monkeypatch: pytest.MonkeyPatch, answer: list[str]
+) -> None:
+    """The text passes; the worker's one DNS look-up before anything is paid does not."""
+    fake_dns(monkeypatch, {"images.corp.example": answer})
+    message = refuse(Bad({**IMAGE2VIDEO, "image_urls": ["https://images.corp.example/a.png"]}, "image_urls[0]"))
+    assert "resolves to" in message
 
 
 @pytest.mark.parametrize("value", [5, ["a.mp4"], {"path": "a.mp4"}, 1.5], ids=["int", "list", "dict", "float"])

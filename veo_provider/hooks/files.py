@@ -108,7 +108,8 @@ def _write_local(target: Path, chunks: Iterable[bytes]) -> None:
     """Write to a new hidden sibling, then rename it over the target: the target is whole or absent.
 
     O_CREAT|O_EXCL makes the file ours alone: never a planted symlink (O_EXCL refuses those too),
-    never another writer's temporary file.
+    never another writer's temporary file. O_NOFOLLOW guards the last path component only: a
+    symlinked parent directory is followed (docs/exactly-once.md says so).
     """
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)

@@ -9,37 +9,43 @@ Why it looks like this:
 - The token only ever travels in the Authorization header of API calls; it is not in any
   repr, log line or exception, and it is never sent to video (CDN) URLs. The shared clients
   keep no cookies: one client serves many connections (tokens).
-- Downloads go to a fresh temporary sibling and are renamed into place, capped in size.
+- Downloads go to a fresh temporary sibling and are renamed into place, capped in size; every
+  redirect hop passes the address policy and is connected to as checked (``hooks.downloads``).
+- API calls follow redirects only within the Base URL's origin, and only 307/308.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 import tenacity
 from airflow.sdk import BaseHook
 
+from veo_provider import addresses
 from veo_provider.exceptions import (
+    VeoAddressError,
     VeoAuthError,
     VeoDownloadTooLarge,
     VeoError,
     VeoRateLimitError,
-    VeoRedirectError,
     VeoServerError,
     VeoSubmissionUncertain,
     VeoTransportError,
     error_from_response,
 )
-from veo_provider.hooks import files
-from veo_provider.hooks.clients import MAX_REDIRECTS, client_options, shared_async_client
+from veo_provider.hooks import downloads, files
+from veo_provider.hooks.clients import (
+    api_redirect,
+    client_options,
+    download_client,
+    shared_async_client,
+)
 from veo_provider.models import (
     Submission,
     TaskBatch,
@@ -49,7 +55,7 @@ from veo_provider.models import (
     VeoResult,
     VideosRequest,
 )
-from veo_provider.models.requests import describe
+from veo_provider.models.requests import describe, fetched_urls
 from veo_provider.settings import VeoSettings, read_extra_async
 
 if TYPE_CHECKING:
@@ -61,24 +67,18 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 _MB = 1024 * 1024
+_IMAGE_FIX = "upload the image somewhere public the Veo API can fetch, e.g. a signed bucket URL"
 # ------------------------------------------------------------------------- shared HTTP logic
 
 
 def _transport_error(exc: httpx.TransportError, method: str, url: str) -> VeoTransportError:
-    # Only failures before a byte was sent prove the server did not take the request
-    # (a DNS failure is a ConnectError too).
+    """The VeoError for an httpx failure without an answer (callers never see raw httpx errors).
+
+    Only failures before a byte was sent prove the server did not take the request (a DNS
+    failure is a ConnectError too).
+    """
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     return VeoTransportError(f"{type(exc).__name__} on {method} {url}: {exc or 'no detail'}", sent=sent)
-
-
-def _http_error(exc: httpx.TransportError | httpx.TooManyRedirects, method: str, url: str) -> VeoError:
-    """The VeoError for an httpx failure without an answer (callers never see raw httpx errors)."""
-    if isinstance(exc, httpx.TooManyRedirects):
-        return VeoRedirectError(
-            f"{method} {url} was redirected more than {MAX_REDIRECTS} times (a redirect loop?): "
-            "check the URL (for API calls, the Base URL of the Veo connection)"
-        )
-    return _transport_error(exc, method, url)
 
 
 def _never_sent(exc: VeoError) -> bool:
@@ -181,6 +181,7 @@ class VeoHook(BaseHook):
         self.retry_wait_max = retry_wait_max
         self._settings: VeoSettings | None = None
         self._client: httpx.Client | None = None
+        self._video_hosts: downloads.VideoHosts | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(veo_conn_id={self.veo_conn_id!r})"
@@ -250,25 +251,29 @@ class VeoHook(BaseHook):
         read: float | None = None,
         timeout: httpx.Timeout | None = None,
     ) -> dict[str, Any]:
-        url = s.base_url + path
+        url, client = s.base_url + path, self.get_conn()
         try:
-            response = self.get_conn().post(
+            response = client.post(
                 url, json=body, headers=s.headers(self.veo_conn_id), timeout=timeout or self._timeout(s, read)
             )
-        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
-            raise _http_error(exc, "POST", url) from None
+            while (hop := api_redirect(response)) is not None:
+                response = client.send(hop)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "POST", url) from None
         return _parse(response)
 
     async def _apost(
         self, s: VeoSettings, path: str, body: dict[str, Any], read: float | None = None
     ) -> dict[str, Any]:
-        url = s.base_url + path
+        url, client = s.base_url + path, shared_async_client()
         try:
-            response = await shared_async_client().post(
+            response = await client.post(
                 url, json=body, headers=s.headers(self.veo_conn_id), timeout=self._timeout(s, read)
             )
-        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
-            raise _http_error(exc, "POST", url) from None
+            while (hop := api_redirect(response)) is not None:
+                response = await client.send(hop)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "POST", url) from None
         return _parse(response)
 
     def _call(self, path: str, body: dict[str, Any], *, paid: bool, read: float | None = None) -> dict[str, Any]:
@@ -299,8 +304,22 @@ class VeoHook(BaseHook):
 
     # ------------------------------------------------------------------ public API (sync)
 
+    def check_image_hosts(self, request: VeoRequest) -> None:
+        """Refuse, before anything is paid, image URLs whose host resolves to a non-global address.
+
+        The request models checked the URLs' text; this is the one DNS lookup per host, made in
+        the worker (never at DAG-parse time). A host this machine cannot resolve passes: the
+        vendor resolves it from the internet, and workers often see no public DNS.
+        """
+        for field, url in fetched_urls(request.to_body()):
+            try:
+                addresses.check_resolved_url(field, url, fix=_IMAGE_FIX)
+            except addresses.AddressRefused as exc:
+                raise VeoAddressError(str(exc)) from None
+
     def submit(self, request: VeoRequest) -> Submission:
         """Start a paid job; the answer holds the result too when the API answered synchronously."""
+        self.check_image_hosts(request)
         path, body, read = self._submit_args(self.settings, request)
         log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(self._call(path, body, paid=True, read=read), path)
@@ -339,31 +358,25 @@ class VeoHook(BaseHook):
     def _download_once(self, s: VeoSettings, url: str, destination: Any) -> str:
         target, shown = files.destination(destination)
         limit = int(s.max_download_mb * _MB)
+        if self._video_hosts is None:
+            self._video_hosts = downloads.VideoHosts(httpx.URL(s.base_url).host)
+        hosts = self._video_hosts
 
         def too_large(size: int, streamed: bool) -> VeoDownloadTooLarge:
             return VeoDownloadTooLarge(
-                f"The video at {_redact(url)} {'passed' if streamed else 'is'} {size:,} bytes, more than the "
-                f"{s.max_download_mb:g} MB cap ({limit:,} bytes): raise the connection extra max_download_mb "
+                f"The video at {downloads.redact(url)} {'passed' if streamed else 'is'} {size:,} bytes, more than "
+                f"the {s.max_download_mb:g} MB cap ({limit:,} bytes): raise the connection extra max_download_mb "
                 f"of the Veo connection {self.veo_conn_id!r} if videos this large are expected"
             )
 
         try:
-            with self.get_conn().stream("GET", url, timeout=self._timeout(s)) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_from_response(response.status_code, _json_or_none(response), response.headers)
-                _check_video_type(response, url)
-                declared = files.content_length(response.headers)
-                if declared is not None and declared > limit:
-                    raise too_large(declared, streamed=False)  # before anything is written
-                # As the network delivers it: re-chunking to a fixed size copies every byte again.
-                chunks = files.capped(response.iter_bytes(), limit, too_large)
-                if response.headers.get("content-encoding", "identity") == "identity":
-                    chunks = files.exactly(chunks, declared, functools.partial(_short_body, url))
-                files.write(target, chunks)
-        except (httpx.TransportError, httpx.TooManyRedirects) as exc:
-            raise _http_error(exc, "GET", _redact(url)) from None
-        log.info("Downloaded %s to %s", _redact(url), shown)
+            with download_client(hosts.connect_check) as client:
+                downloads.fetch(
+                    client, url, target, hosts=hosts, timeout=self._timeout(s), limit=limit, too_large=too_large
+                )
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, "GET", downloads.redact(url)) from None
+        log.info("Downloaded %s to %s", downloads.redact(url), shown)
         return shown
 
     def test_connection(self) -> tuple[bool, str]:
@@ -392,6 +405,7 @@ class VeoHook(BaseHook):
 
     async def asubmit(self, request: VeoRequest) -> Submission:
         """``submit`` without blocking the event loop."""
+        await asyncio.to_thread(self.check_image_hosts, request)
         path, body, read = self._submit_args(await self.aget_settings(), request)
         log.info("Submitting a Veo job: POST %s (%s)", path, describe(body))
         return _submission(await self._acall(path, body, paid=True, read=read), path)
@@ -417,33 +431,3 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
     ids = list(dict.fromkeys(ids))
     for i in range(0, len(ids), BATCH_SIZE):
         yield ids[i : i + BATCH_SIZE]
-
-
-def _redact(url: str) -> str:
-    """A URL without its query string (signed CDN links carry credentials there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-#: What a CDN or proxy answers instead of a video (an error or login page) even with a 200.
-_NOT_VIDEO = re.compile(r"^(text/|application/(json|xml|problem)|[^;]*\+(json|xml))", re.IGNORECASE)
-
-
-def _check_video_type(response: httpx.Response, url: str) -> None:
-    kind = response.headers.get("content-type", "")
-    if _NOT_VIDEO.match(kind.strip()):
-        raise VeoServerError(
-            f"{_redact(url)} answered {kind.split(';')[0]!r}, not a video (an error page?); nothing was written",
-            status=response.status_code,
-        )
-
-
-def _short_body(url: str, got: int, declared: int) -> VeoTransportError:
-    return VeoTransportError(f"GET {_redact(url)} ended after {got:,} of {declared:,} bytes; nothing was written")
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None

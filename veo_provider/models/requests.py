@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
 import re
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -18,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from veo_provider.addresses import AddressRefused, check_url
 from veo_provider.settings import GET_1080P
 
 #: Models the API documents (old guide + current spec). Other names are sent as given, so a
@@ -67,40 +66,21 @@ def _check_http_url(field: str, value: str) -> str:
     return value
 
 
-_PRIVATE_SUFFIXES = (".localhost", ".internal", ".local", ".lan", ".home.arpa")
-
-
 def _check_public_url(field: str, value: str) -> str:
     """An image URL the vendor can fetch: http(s), a public host, no credentials, no spaces.
 
     The API downloads it from the vendor's side: a private or loopback address cannot work and
-    would tell a stranger our internal host names.
+    would tell a stranger our internal host names. Text checks only (no DNS: this runs when a DAG
+    is parsed, and in the emulator); the hook resolves the host before it submits.
     """
-    value = _check_http_url(field, value)
-    fix = f"{field} must be a public http(s) URL the Veo API can fetch"
-    if re.search(r"\s", value):
-        raise ValueError(f"{fix} (it contains whitespace): encode spaces as %20")
-    parts = urlsplit(value)
-    if "@" in parts.netloc:
-        raise ValueError(f"{fix} (it carries a user name or password): use a URL without credentials")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host or host == "localhost" or host.endswith(_PRIVATE_SUFFIXES):
-        raise ValueError(f"{fix} (got host {host!r}): upload the image somewhere public, e.g. a signed bucket URL")
-    address = _as_address(host)
-    if address is not None and not address.is_global:
-        raise ValueError(f"{fix} (got the non-public address {host!r}): upload the image somewhere public")
-    return value
-
-
-def _as_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP a host names, also as one decimal or hex number (2130706433, 0x7f000001); None for a name."""
     try:
-        address = ipaddress.ip_address(int(host, 0) if re.fullmatch(r"0x[0-9a-f]+|\d+", host) else host)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+        return check_url(
+            field,
+            value.strip(),
+            fix="upload the image somewhere public the Veo API can fetch, e.g. a signed bucket URL",
+        )
+    except AddressRefused as exc:
+        raise ValueError(str(exc)) from None
 
 
 class _Request(BaseModel):
@@ -396,6 +376,15 @@ def request_from_arguments(
             ]
         )
     return build_request(endpoint, **{**(extra_body or {}), **explicit})
+
+
+def fetched_urls(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) of every URL in a request body that the vendor will fetch (images, a mask)."""
+    urls = [(f"image_urls[{i}]", u) for i, u in enumerate(body.get("image_urls") or []) if isinstance(u, str)]
+    mask = body.get("image_mask")
+    if isinstance(mask, str) and "://" in mask[:16]:
+        urls.append(("image_mask", mask))
+    return urls
 
 
 def describe(body: dict[str, Any]) -> str:

@@ -273,6 +273,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
 
+        self.hook.check_image_hosts(request)  # before the ledger and the cap; never when resuming a paid job
         key = new_submission_key()
         if mode == "callback":
             request.callback_url = self._callback_url(context, key)  # the API answers {task_id} at once
