@@ -271,9 +271,9 @@ def create_app(sink: CallbackSink | None = None) -> FastAPI:
         log.info("Veo callback for %s: %s, resumed=%s", where, answer["status"], answer["resumed"])
         return JSONResponse(answer)
 
-    from veo_provider.callbacks.quota import add_quota_route
+    from veo_provider.spending.route import add_spending_cap_route
 
-    add_quota_route(app)
+    add_spending_cap_route(app)
     return app
 
 
