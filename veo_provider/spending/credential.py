@@ -78,11 +78,13 @@ def deployment_key() -> bytes:
 
     explicit = conf.get(*SECRET_OPTION, fallback="") or ""
     secret = explicit or conf.get(*JWT_SECRET_OPTION, fallback="") or ""
+    if secret.startswith("{"):  # "{JWT_SECRET_KEY}": a template Airflow never expanded, not a secret
+        secret = ""
     where = "[veo] spending_cap_secret" if explicit else "[api_auth] jwt_secret"
-    if len(secret) < MIN_SECRET_LENGTH or secret.startswith("{"):  # "{JWT_SECRET_KEY}": an unexpanded template
+    if len(secret) < MIN_SECRET_LENGTH:
         raise SpendingCapMisconfigured(
             "The spending cap cannot sign this worker's request: no usable shared secret "
-            f"({where} is {'too short' if secret else 'not set'}). Set [veo] spending_cap_secret "
+            f"({where} is {'shorter than 16 characters' if secret else 'not set'}). Set [veo] spending_cap_secret "
             "(env AIRFLOW__VEO__SPENDING_CAP_SECRET, at least 16 characters) to the same value on the workers and "
             "the api-server, or share [api_auth] jwt_secret between them. Nothing was sent to the Veo API."
         )

@@ -40,7 +40,7 @@ def _bearer(header: str | None) -> str:
 
 def add_spending_cap_route(app: FastAPI) -> None:
     """Add ``POST /quota`` to ``app``; the key that checks credentials is read here, once."""
-    from veo_provider.spending.counter import CounterBusy, count
+    from veo_provider.spending import counter
 
     try:
         key: bytes | None = deployment_key()
@@ -55,12 +55,12 @@ def add_spending_cap_route(app: FastAPI) -> None:
             if key is None:
                 raise CapRequestRefused(403, "the spending cap is not configured on this api-server")
             claims = verify_credential(token, key)
-            decision: CapDecision = await run_in_threadpool(count, claims.request(), today=claims.issued_day())
+            decision: CapDecision = await run_in_threadpool(counter.count, claims.request(), today=claims.issued_day())
         except CapRequestRefused as exc:
             log.warning("Veo spending-cap request refused: %s %s", exc.status_code, exc.detail or exc.reason)
             headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
             return JSONResponse({"detail": exc.reason}, status_code=exc.status_code, headers=headers)
-        except CounterBusy as exc:
+        except counter.CounterBusy as exc:
             log.warning("Veo spending-cap request for %s not counted: %s", claims.where(), exc)
             return JSONResponse({"detail": "the spending-cap counter is busy; ask again"}, status_code=503)
         log.info(
