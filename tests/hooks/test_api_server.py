@@ -46,6 +46,6 @@ def test_4xx_answers_are_not_asked_again(route):
 
 def test_no_answer_at_all_is_a_transport_error_naming_the_url_but_never_the_headers(route):
     route.mock(side_effect=httpx.ConnectError("connection refused"))
-    with pytest.raises(VeoTransportError, match="airflow.test/veo/thing") as info:
+    with pytest.raises(VeoTransportError, match=r"airflow\.test/veo/thing") as info:
         post_json("/veo/thing", {}, headers={"Authorization": "Bearer secret-token"}, attempts=2)
     assert route.call_count == 2 and "secret-token" not in str(info.value)

@@ -161,7 +161,9 @@ def test_the_worker_signs_its_request_and_the_route_acts_on_it(api_server, monke
     from veo_provider.spending.route import add_spending_cap_route
 
     asked: list[CapRequest] = []
-    monkeypatch.setattr(counter, "count", lambda request, today=None: asked.append(request) or CapDecision(granted=True))
+    monkeypatch.setattr(
+        counter, "count", lambda request, today=None: asked.append(request) or CapDecision(granted=True)
+    )
     app = FastAPI()
     add_spending_cap_route(app)
     http = TestClient(app)

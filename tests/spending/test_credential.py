@@ -140,4 +140,3 @@ def test_without_a_usable_secret_the_worker_is_told_what_to_set(monkeypatch, jwt
     assert "Nothing was sent" in str(info.value)
     if jwt_secret:
         assert jwt_secret not in str(info.value), "a secret is never echoed"
-

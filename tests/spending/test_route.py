@@ -157,3 +157,20 @@ def test_the_receiver_app_serves_the_route_at_quota(counted):
     http = TestClient(create_app(sink=object()))  # type: ignore[arg-type]
     assert http.post("/quota").status_code == 401
     assert http.post("/quota", headers=signed()).json()["granted"] is True
+
+
+def test_every_forgery_of_the_hostile_sweep_is_refused_with_401_or_403(counted):
+    """The cluster sweep (tests/reliability/hostile_http.py) sends these to a real api-server; here the route alone."""
+    import random
+
+    from tests.reliability.hostile_http import _quota_forgeries
+
+    url = "http://airflow.test/veo/callback?" + "&".join(
+        f"{k}={v}" for k, v in {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "0", "key": "k1"}.items()
+    )
+    http = client()
+    forgeries = _quota_forgeries([url], random.Random(7))
+    for kind, body, headers in forgeries:
+        kw = {"json": body} if isinstance(body, dict) else {"content": body}
+        assert http.post("/quota", headers=headers, **kw).status_code in (401, 403), kind
+    assert len(forgeries) >= 7 and counted == []
