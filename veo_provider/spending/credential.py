@@ -5,7 +5,7 @@ supervisor, by design), so the api-server cannot authenticate the task the way t
 API does. Instead the worker signs the request itself: action, task instance (with its try's
 id), submission key, issued-at and expiry, with a key derived from a secret that the workers
 and the api-server share. The api-server verifies it with no database or secrets-backend read,
-and acts only on what the credential says. Stdlib only.
+and acts only on what the credential says. Stdlib HMAC; the key comes from Airflow's config.
 
 Token: ``v1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>``, sent as ``Authorization: Bearer``.
 """
