@@ -151,7 +151,7 @@ def test_an_api_server_without_a_secret_refuses_every_request_and_says_why(monke
     assert counted == []
 
 
-def test_the_receiver_app_serves_the_route_at_quota(counted):
+def test_the_receiver_app_serves_the_spending_cap_route(counted):
     from veo_provider.callbacks.receiver import create_app
 
     http = TestClient(create_app(sink=object()))  # type: ignore[arg-type]
@@ -163,13 +163,13 @@ def test_every_forgery_of_the_hostile_sweep_is_refused_with_401_or_403(counted):
     """The cluster sweep (tests/reliability/hostile_http.py) sends these to a real api-server; here the route alone."""
     import random
 
-    from tests.reliability.hostile_http import _quota_forgeries
+    from tests.reliability.hostile_http import _spending_cap_forgeries
 
     url = "http://airflow.test/veo/callback?" + "&".join(
         f"{k}={v}" for k, v in {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": "0", "key": "k1"}.items()
     )
     http = client()
-    forgeries = _quota_forgeries([url], random.Random(7))
+    forgeries = _spending_cap_forgeries([url], random.Random(7))
     for kind, body, headers in forgeries:
         kw = {"json": body} if isinstance(body, dict) else {"content": body}
         assert http.post("/quota", headers=headers, **kw).status_code in (401, 403), kind

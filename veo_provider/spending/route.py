@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from veo_provider.exceptions import SpendingCapMisconfigured
+from veo_provider.spending import counter
 from veo_provider.spending.credential import MAX_TOKEN_LENGTH, deployment_key, verify_credential
 from veo_provider.spending.rules import CapDecision, CapRequestRefused
 
@@ -40,8 +41,6 @@ def _bearer(header: str | None) -> str:
 
 def add_spending_cap_route(app: FastAPI) -> None:
     """Add ``POST /quota`` to ``app``; the key that checks credentials is read here, once."""
-    from veo_provider.spending import counter
-
     try:
         key: bytes | None = deployment_key()
     except SpendingCapMisconfigured as exc:
