@@ -146,7 +146,8 @@ def test_an_api_server_without_a_secret_refuses_every_request_and_says_why(monke
     with caplog.at_level(logging.ERROR, logger="veo_provider.spending.route"):
         http = client()
     assert "refuses every request until configured" in caplog.text
-    assert http.post("/quota", headers=headers).status_code == 403
+    refused = http.post("/quota", headers=headers)
+    assert refused.status_code == 403 and refused.json() == {"detail": "the spending-cap credential is not valid"}
     assert http.post("/quota").status_code == 401
     assert counted == []
 

@@ -26,6 +26,7 @@ from veo_provider.exceptions import SpendingCapMisconfigured
 from veo_provider.spending.rules import CapRequest, CapRequestRefused
 
 __all__ = [
+    "FORBIDDEN",
     "MAX_TOKEN_LENGTH",
     "SECRET_OPTION",
     "TTL",

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from veo_provider.exceptions import SpendingCapMisconfigured
 from veo_provider.spending import counter
-from veo_provider.spending.credential import MAX_TOKEN_LENGTH, deployment_key, verify_credential
+from veo_provider.spending.credential import FORBIDDEN, MAX_TOKEN_LENGTH, deployment_key, verify_credential
 from veo_provider.spending.rules import CapDecision, CapRequestRefused
 
 __all__ = ["PATH", "add_spending_cap_route"]
@@ -52,7 +52,7 @@ def add_spending_cap_route(app: FastAPI) -> None:
         try:
             token = _bearer(request.headers.get("authorization"))
             if key is None:
-                raise CapRequestRefused(403, "the spending cap is not configured on this api-server")
+                raise CapRequestRefused(403, FORBIDDEN, detail="this api-server has no shared secret to check it with")
             claims = verify_credential(token, key)
             decision: CapDecision = await run_in_threadpool(counter.count, claims.request(), today=claims.issued_day())
         except CapRequestRefused as exc:
