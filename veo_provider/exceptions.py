@@ -13,6 +13,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "HOW_TO_RESOLVE",
+    "SpendingCapError",
+    "SpendingCapMisconfigured",
     "VeoAddressError",
     "VeoAuthError",
     "VeoBadRequestError",
@@ -139,6 +141,22 @@ class VeoTransportError(VeoError):
         #: False only when the request provably never reached the server (connect failure).
         self.sent = sent
         super().__init__(message, **kw)
+
+
+class SpendingCapError(VeoError):
+    """The spending cap could not be checked (api-server unreachable, or the request was refused).
+
+    Nothing was sent to the Veo API, so a retry may ask again.
+    """
+
+    retryable = True
+
+
+class SpendingCapMisconfigured(SpendingCapError, AirflowFailException):
+    """The spending cap cannot be asked at all (no shared secret, or the api-server refuses this
+    worker's credential): a retry would get the same answer. Nothing was sent."""
+
+    retryable = False
 
 
 class VeoSubmissionUncertain(_Final):

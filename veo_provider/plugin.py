@@ -20,11 +20,11 @@ def build_app() -> Any:
     from fastapi import FastAPI
 
     from veo_provider.callbacks.app import add_callback_route
-    from veo_provider.callbacks.quota import add_quota_route
+    from veo_provider.spending.route import add_spending_cap_route
 
     app = FastAPI(title="Veo (airflow-provider-veo)", docs_url=None, redoc_url=None, openapi_url=None)
     add_callback_route(app)
-    add_quota_route(app)
+    add_spending_cap_route(app)
     return app
 
 

@@ -27,24 +27,6 @@ SUCCESS = {
     "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
 }
 LOST = {**SUCCESS, "task_id": "job-2", "trace_id": "tr-2"}
-CAPS = {"daily_job_limit": 1}
-
-
-def quota_body(task_id: str, key: str, action: str = "reserve") -> dict[str, Any]:
-    return {"action": action, "dag_id": DAG_ID, "run_id": RUN_ID, "task_id": task_id, "map_index": -1, "key": key}
-
-
-#: Spending-cap requests, in order: (name, body); the cap is one job per day on veo_cb.
-QUOTA_CASES: list[tuple[str, Any]] = [
-    ("grant", quota_body("capped", "key-3")),
-    ("grant_again", quota_body("capped", "key-3")),
-    ("over_the_cap", quota_body("capped_2", "key-4")),
-    ("wrong_key", quota_body("capped_2", "key-9")),
-    ("not_running", quota_body("make_video", "key-1")),
-    ("no_such_ti", quota_body("nope", "key-3")),
-    ("release_unproven", quota_body("capped", "key-3", "release")),
-    ("not_a_request", {"action": "reserve"}),
-]
 
 DAG_FILE = f'''
 from airflow.sdk import DAG, BaseOperator
@@ -58,8 +40,6 @@ class Noop(BaseOperator):
 with DAG("{DAG_ID}", schedule=None):
     Noop(task_id="make_video")
     Noop(task_id="lost_answer")
-    Noop(task_id="capped")
-    Noop(task_id="capped_2")
 '''
 PLUGIN_FILE = "from veo_provider.plugin import VeoPlugin  # noqa: F401\n"
 
@@ -135,16 +115,12 @@ def setup_database() -> None:
         deferred.trigger_id, deferred.next_method, deferred.next_kwargs = trigger.id, "execute_complete", {}
         lost = tis["lost_answer"]
         lost.state, lost.try_number = TaskInstanceState.FAILED, 1
-        for name in ("capped", "capped_2"):  # running, right before their paid POST
-            tis[name].state, tis[name].try_number = TaskInstanceState.RUNNING, 1
 
         backend = get_state_backend()
         for task_id, entry in (
             ("make_video", {"state": "submitted", "key": "key-1", "task_id": "job-1", "conn_id": "veo_cb"}),
             # Written by this version: the connection of the submission is recorded.
             ("lost_answer", {"state": "submitting", "key": "key-2", "task_id": None, "conn_id": "veo_cb"}),
-            ("capped", {"state": "submitting", "key": "key-3", "conn_id": "veo_cb", "caps": CAPS}),
-            ("capped_2", {"state": "submitting", "key": "key-4", "conn_id": "veo_cb", "caps": CAPS}),
         ):
             scope = TaskScope(dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, map_index=-1)
             entry = {**entry, "endpoint": "videos", "at": "2026-01-01T00:00:00+00:00"}
@@ -194,17 +170,6 @@ def worker_view(task_id: str) -> dict[str, Any]:
         }
 
 
-def counters() -> dict[str, Any]:
-    """The spending cap's Variables, decrypted by Airflow's own model."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(select(Variable).where(Variable.key.like("veo_quota:%")))
-        return {v.key: json.loads(v.val) for v in rows}
-
-
 def main(out: str) -> None:
     write_files(Path(os.environ["AIRFLOW_HOME"]))
     os.environ["AIRFLOW_CONN_VEO_CB"] = json.dumps({"conn_type": "veo", "extra": {"callback_secret": SECRET}})
@@ -214,7 +179,7 @@ def main(out: str) -> None:
     from fastapi.testclient import TestClient
 
     app = create_app(apps="core")  # Airflow's api-server app: plugins, access log middleware and all
-    result: dict[str, Any] = {"paths": {}, "answers": {}, "quota": {}}
+    result: dict[str, Any] = {"paths": {}, "answers": {}}
     cases = {
         "success": (signed_path("make_video", "key-1"), SUCCESS),
         "duplicate": (signed_path("make_video", "key-1"), SUCCESS),
@@ -231,10 +196,6 @@ def main(out: str) -> None:
             r = client.post(path, json=body)
             result["answers"][name] = [r.status_code, r.json()]
             result["paths"][name] = path
-        for name, body in QUOTA_CASES:
-            r = client.post("/veo/quota", json=body)
-            result["quota"][name] = [r.status_code, r.json()]
-    result["counters"] = counters()
     result["signatures"] = [dict(parse_qsl(urlsplit(p).query))["sig_token"] for p in result["paths"].values()]
     result["make_video"] = worker_view("make_video")
     result["lost_answer"] = worker_view("lost_answer")

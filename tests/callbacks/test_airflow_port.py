@@ -122,20 +122,3 @@ def test_signatures_never_reach_the_api_server_logs(scenario: tuple[dict[str, An
     assert "request finished" in logs and "/veo/callback" in logs, "Airflow's access log ran"
     for sig in result["signatures"]:
         assert sig not in logs
-
-
-def test_the_spending_cap_counts_in_the_metadata_db_and_grants_only_proven_submissions(
-    scenario: tuple[dict[str, Any], str],
-) -> None:
-    result, _ = scenario
-    quota = result["quota"]
-    assert quota["grant"] == [200, {"granted": True, "cap": None, "limit": None, "used": None, "scope": None}]
-    assert quota["grant_again"][1]["granted"] is True, "asking again for a counted key is not a second job"
-    assert quota["over_the_cap"][0] == 200 and quota["over_the_cap"][1]["granted"] is False
-    assert quota["over_the_cap"][1]["cap"] == "daily_job_limit" and quota["over_the_cap"][1]["used"] == 1
-    for name in ("wrong_key", "not_running", "no_such_ti", "release_unproven"):
-        assert quota[name] == [404, {"detail": "no such submission"}], name
-    assert quota["not_a_request"][0] == 400
-    [(key, counter)] = result["counters"].items()
-    assert key.startswith("veo_quota:day:") and key.endswith(":veo_cb")
-    assert counter["keys"] == ["key-3"] and counter["limit"] == 1

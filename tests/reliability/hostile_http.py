@@ -3,7 +3,7 @@
 ``hostile_burst`` takes genuinely signed callback URLs (the emulator's jobs hold them), derives
 seeded hostile variants of each (forged, tampered, unsigned, expired, oversized, deeply nested,
 non-JSON, wrong content type, wrong connection, repeated parameter, wrong method, wrong job) plus
-forged spending-cap requests, and counts how each was answered. ``db_snapshot`` reads what a
+forged spending-cap requests (no credential, or one the deployment did not sign), and counts how each was answered. ``db_snapshot`` reads what a
 hostile request could have changed (task states, the task state store, the cap's Variables), so
 a caller compares it before and after. The property-based sweep of the same kinds is
 ``test_hostile_callbacks.py`` (receiver app, many more examples); this is the same attack on
@@ -25,6 +25,8 @@ import httpx
 from tests.reliability.campaign.verify import loads
 from veo_provider.callbacks.signing import CallbackTarget, sign_callback_url
 from veo_provider.models.records import LedgerEntry
+from veo_provider.spending.credential import issue_credential
+from veo_provider.spending.rules import CapRequest
 
 __all__ = ["HostileTally", "db_snapshot", "hostile_burst", "recorded_targets"]
 
@@ -93,14 +95,26 @@ def _variants(url: str, secret: str, job_id: str, rnd: random.Random) -> list[tu
     ]
 
 
-def _quota_forgeries(urls: list[str], rnd: random.Random) -> list[tuple[str, dict[str, Any] | bytes]]:
-    out: list[tuple[str, dict[str, Any] | bytes]] = [("quota-malformed", b"{not json")]
+def _spending_cap_forgeries(
+    urls: list[str], rnd: random.Random
+) -> list[tuple[str, dict[str, Any] | bytes, dict[str, str]]]:
+    """Spending-cap requests a stranger can make: no credential (401), or one not signed by the deployment (403)."""
+    out: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]] = [("cap-malformed", b"{not json", {})]
+    stranger = rnd.randbytes(32)  # not the deployment's key
     for url in urls:
         p = _params(url)
         ti = {"dag_id": p["dag_id"], "run_id": p["run_id"], "task_id": p["task_id"], "map_index": int(p["map_index"])}
-        out.append(("quota-forged-key", {"action": "reserve", **ti, "key": f"{rnd.getrandbits(64):016x}"}))
-        out.append(("quota-finished-task", {"action": "reserve", **ti, "key": p["key"]}))
-        out.append(("quota-forged-release", {"action": "release", **ti, "key": p["key"]}))
+        out.append(("cap-forged-key", {"action": "reserve", **ti, "key": f"{rnd.getrandbits(64):016x}"}, {}))
+        out.append(("cap-finished-task", {"action": "reserve", **ti, "key": p["key"]}, {}))
+        out.append(("cap-forged-release", {"action": "release", **ti, "key": p["key"]}, {}))
+        out.append(("cap-huge-map-index", {"action": "reserve", **ti, "map_index": 2**70, "key": p["key"]}, {}))
+        request = CapRequest(action="reserve", **ti, key=p["key"], ti_id=f"{rnd.getrandbits(64):016x}")
+        for kind, token in (
+            ("cap-foreign-credential", issue_credential(request, stranger)),
+            ("cap-expired-foreign-credential", issue_credential(request, stranger, now=time.time() - 86400)),
+            ("cap-garbage-credential", f"v1.{rnd.getrandbits(128):032x}.AAAA"),
+        ):
+            out.append((kind, {}, {"Authorization": f"Bearer {token}"}))
     return out
 
 
@@ -125,9 +139,9 @@ def hostile_burst(api_url: str, signed: list[tuple[str, str]], secret: str, *, s
             for kind, hostile_url, body, headers in _variants(url, secret, job_id, rnd):
                 record(kind, client.post(hostile_url, content=body, headers=headers), urlsplit(hostile_url).path)
             record("wrong-method", client.get(url), "/veo/callback")
-        for kind, quota_body in _quota_forgeries([u for u, _ in signed], rnd):
-            kw: dict[str, Any] = {"json": quota_body} if isinstance(quota_body, dict) else {"content": quota_body}
-            record(kind, client.post(f"{api_url}/veo/quota", **kw), "/veo/quota")
+        for kind, cap_body, cap_headers in _spending_cap_forgeries([u for u, _ in signed], rnd):
+            kw: dict[str, Any] = {"json": cap_body} if isinstance(cap_body, dict) else {"content": cap_body}
+            record(kind, client.post(f"{api_url}/veo/quota", headers=cap_headers, **kw), "/veo/quota")
         health = client.get(f"{api_url}/api/v2/monitor/health")
         tally.healthy_after = health.status_code == 200 and health.json()["metadatabase"]["status"] == "healthy"
     return tally
