@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 
 __all__ = [
     "HOW_TO_RESOLVE",
     "VeoAuthError",
     "VeoBadRequestError",
+    "VeoConfigError",
+    "VeoConnectionNotFound",
     "VeoDownloadTooLarge",
     "VeoError",
     "VeoForbiddenError",
@@ -230,6 +232,14 @@ def error_from_response(status: int, body: Any, headers: Any = None) -> VeoError
     if cls is VeoRateLimitError:
         kwargs["retry_after"] = _retry_after(headers)
     return cls(text, **kwargs)
+
+
+class VeoConfigError(_Final, ValueError):
+    """The Veo connection is misconfigured (an extra, the Base URL, the token): a retry reads the same."""
+
+
+class VeoConnectionNotFound(VeoError, AirflowNotFoundException):
+    """The Veo connection is not defined where it was read (the message says where that looks)."""
 
 
 class VeoDownloadTooLarge(_Final):
