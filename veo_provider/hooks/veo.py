@@ -374,6 +374,9 @@ class VeoHook(BaseHook):
         """
         try:
             s = self.settings
+        except Exception as exc:  # e.g. a host the settings cannot parse: the message says which field
+            return False, f"{type(exc).__name__}: {exc}".replace(repr(self.veo_conn_id), "under test")
+        try:
             if not s.token:
                 return False, "No API token: put the AceData Cloud token in the connection's password"
             timeout = httpx.Timeout(min(s.timeout, 10.0), connect=min(s.connect_timeout, 5.0))
@@ -384,8 +387,6 @@ class VeoHook(BaseHook):
             if exc.status and 400 <= exc.status < 500 and exc.status != 429:
                 return True, f"Connected to {s.base_url}: token accepted"
             return False, f"{s.base_url}: {exc}".replace(repr(self.veo_conn_id), "under test")
-        except Exception as exc:  # e.g. a host the settings cannot parse: the message says which field
-            return False, f"{type(exc).__name__}: {exc}".replace(repr(self.veo_conn_id), "under test")
         return True, f"Connected to {s.base_url}: token accepted"
 
     # ------------------------------------------------------------------ public API (async)
