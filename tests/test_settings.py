@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
 from airflow.sdk.exceptions import AirflowFailException
 
 from veo_provider import get_provider_info
@@ -78,7 +77,9 @@ def test_every_extra_the_form_writes_and_the_legacy_token_extra_are_accepted() -
     assert settings.token == "tok-2" and settings == VeoSettings()
 
 
-@pytest.mark.parametrize(("extra", "field"), [({"daily_job_limit": "ten"}, "daily_job_limit"), ({"timeout": "x"}, "timeout")])
+@pytest.mark.parametrize(
+    ("extra", "field"), [({"daily_job_limit": "ten"}, "daily_job_limit"), ({"timeout": "x"}, "timeout")]
+)
 def test_a_bad_extra_value_is_final(extra: dict, field: str) -> None:
     with pytest.raises(AirflowFailException, match=field):
         VeoSettings.from_connection(_conn(), extra)  # type: ignore[arg-type]
@@ -129,7 +130,7 @@ def test_a_missing_connection_says_where_connections_are_read_and_how_to_add_one
 
     monkeypatch.delenv("AIRFLOW_CONN_VEO_NOWHERE", raising=False)
     with pytest.raises(VeoConnectionNotFound) as info:
-        VeoHook("veo_nowhere").settings
+        _ = VeoHook("veo_nowhere").settings
     message = str(info.value)
     assert "AIRFLOW_CONN_VEO_NOWHERE" in message and "metadata database" in message
     assert "airflow connections add veo_nowhere --conn-type veo" in message

@@ -60,6 +60,4 @@ with _dag("veo_it_run_capped"):
 # the inline trigger and the in-worker wait must read it as the task did.
 with _dag("veo_it_db_connection", retries=0):
     VeoOperator(task_id="deferred", prompt="a kite", model="veo3", veo_conn_id="veo_db_only", **FAST)
-    VeoOperator(
-        task_id="in_worker", prompt="a boat", model="veo3", veo_conn_id="veo_db_only", deferrable=False, **FAST
-    )
+    VeoOperator(task_id="in_worker", prompt="a boat", model="veo3", veo_conn_id="veo_db_only", deferrable=False, **FAST)
