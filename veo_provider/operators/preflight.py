@@ -15,7 +15,6 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from veo_provider.settings import did_you_mean
@@ -29,10 +28,12 @@ __all__ = ["check_argument_names", "check_wait_connection"]
 
 @cache
 def _parameters(cls: type) -> frozenset[str]:
+    """Every keyword an ``__init__`` in the class's MRO takes (a subclass or mixin may add its own)."""
     names: set[str] = set()
-    for klass in (cls, BaseOperator):
-        params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
-        names.update(p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD)
+    for klass in cls.__mro__:
+        if init := klass.__dict__.get("__init__"):
+            params = inspect.signature(init).parameters.values()
+            names.update(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
     return frozenset(names - {"self"})
 
 

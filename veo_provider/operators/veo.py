@@ -154,7 +154,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        check_argument_names(VeoOperator, kwargs.get("task_id"), kwargs)  # Airflow's check, with "did you mean"
+        check_argument_names(type(self), kwargs.get("task_id"), kwargs)  # Airflow's check, with "did you mean"
         super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         check_wait_arguments(
             wait_mode=wait_mode,
