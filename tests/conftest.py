@@ -16,7 +16,7 @@ pytest_plugins = ["veo_provider.testing.pytest_plugin"]
 
 #: A token value that must never appear in any output.
 SECRET_TOKEN = "tok-SECRET-5f1b9c0d-never-print-me"
-BASE_URL = "http://veo.test"
+BASE_URL = "https://veo.test"
 
 
 def conn_json(host: str = BASE_URL, token: str = SECRET_TOKEN, **extra: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 
 __all__ = [
     "HOW_TO_RESOLVE",
@@ -18,6 +18,8 @@ __all__ = [
     "VeoAddressError",
     "VeoAuthError",
     "VeoBadRequestError",
+    "VeoConfigError",
+    "VeoConnectionNotFound",
     "VeoDownloadTooLarge",
     "VeoError",
     "VeoForbiddenError",
@@ -251,6 +253,14 @@ def error_from_response(status: int, body: Any, headers: Any = None) -> VeoError
     if cls is VeoRateLimitError:
         kwargs["retry_after"] = _retry_after(headers)
     return cls(text, **kwargs)
+
+
+class VeoConfigError(_Final, ValueError):
+    """The Veo connection is misconfigured (an extra, the Base URL, the token): a retry reads the same."""
+
+
+class VeoConnectionNotFound(VeoError, AirflowNotFoundException):
+    """The Veo connection is not defined where it was read (the message says where that looks)."""
 
 
 class VeoDownloadTooLarge(_Final):

@@ -7,15 +7,27 @@ import time; httpx is imported when a URL is parsed): ``get_provider_info`` runs
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.sdk import BaseHook, Connection
 
-__all__ = ["DEFAULT_BASE_URL", "EXTRAS", "VeoSettings", "callback_secrets", "connection_form", "read_extra_async"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "EXTRAS",
+    "VeoSettings",
+    "aread_settings",
+    "callback_secrets",
+    "connection_form",
+    "did_you_mean",
+    "read_extra_async",
+    "read_settings",
+]
 
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
 GET_1080P = "get1080p"  # the spelling of the current spec (models.requests has the aliases)
@@ -119,6 +131,47 @@ def callback_secrets(extra: dict[str, Any]) -> list[str]:
     return [v for v in values if isinstance(v, str) and v]
 
 
+def _refuse(message: str) -> Exception:
+    """A configuration error: final (a retry reads the same connection), and still a ValueError."""
+    from veo_provider.exceptions import VeoConfigError
+
+    return VeoConfigError(message)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss of a known name, else empty."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+#: Extras read besides the form's: the token, when a connection made elsewhere has no password.
+_OTHER_EXTRAS = ("token",)
+
+
+def _check_extra_names(conn_id: str | None, extra: dict[str, Any]) -> None:
+    """An unknown extra is refused: a typo (``daily_job_limt``) would silently switch a setting off."""
+    known = (*EXTRAS, *_OTHER_EXTRAS)
+    if unknown := [name for name in extra if name not in known]:
+        named = ", ".join(f"{name!r}{did_you_mean(name, known)}" for name in unknown)
+        raise _refuse(
+            f"The Veo connection {conn_id!r} has unknown extra(s) {named}: fix or remove them "
+            f"(the extras it reads: {', '.join(known)})"
+        )
+
+
+def _token(conn_id: str | None, conn: Connection, extra: dict[str, Any]) -> str:
+    """The token, refused (never echoed) when it cannot travel in an HTTP header as it is."""
+    token = str(conn.password or extra.get("token") or "").strip()
+    for position, char in enumerate(token, 1):
+        if not "!" <= char <= "~":  # visible ASCII only: a newline would end the header early
+            what = "a space" if char == " " else "a non-ASCII character" if ord(char) > 127 else "a control character"
+            raise _refuse(
+                f"The API token of the Veo connection {conn_id!r} has {what} (character {position}): "
+                "paste the token again as one line, without spaces or line breaks"
+            )
+    return token
+
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -151,7 +204,7 @@ def _base_url(conn: Connection) -> str:
         return DEFAULT_BASE_URL
     where = f"The host (Base URL) of the Veo connection {getattr(conn, 'conn_id', None)!r}"
     if "@" in raw:  # checked on the raw text: a password may hold characters that break parsing
-        raise ValueError(
+        raise _refuse(
             f"{where} must not contain a user name or password (user:password@host): "
             "put the token in the password field"
         )
@@ -166,11 +219,17 @@ def _base_url(conn: Connection) -> str:
         url = None
     if url is None or not url.host or (has_scheme and url.scheme not in ("http", "https")):
         shown = raw.split("?")[0].split("#")[0]  # a query might hold a key: never echoed
-        raise ValueError(f"{where} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})")
+        raise _refuse(f"{where} must be an http(s) URL such as {DEFAULT_BASE_URL} (got {shown!r})")
     if url.query or url.fragment:
-        raise ValueError(f"{where} must be a base URL without query or fragment, such as {DEFAULT_BASE_URL}")
+        raise _refuse(f"{where} must be a base URL without query or fragment, such as {DEFAULT_BASE_URL}")
     if not has_scheme:
         url = url.copy_with(scheme="http" if _is_loopback(url.host) else "https")
+    elif url.scheme == "http" and not _is_loopback(url.host):
+        raise _refuse(
+            f"{where} must be https:// (the token travels in every request's Authorization header): "
+            f"use https://{url.netloc.decode('ascii')}; plain http only for a loopback host such as the "
+            "emulator on 127.0.0.1"
+        )
     if conn.port and url.port is None:
         url = url.copy_with(port=int(conn.port))
     return f"{url.scheme}://{url.netloc.decode('ascii')}{url.raw_path.decode('ascii').rstrip('/')}"
@@ -190,7 +249,7 @@ def _callback_base_url(extra: dict[str, Any]) -> str | None:
     if url is not None and url.host and (url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host))):
         return raw
     shown = f" (got {raw!r})" if "@" not in raw else ""  # the URL is no secret, user info would be
-    raise ValueError(
+    raise _refuse(
         f"Veo connection extra 'callback_base_url' must be an https:// URL{shown}: use https://… "
         "(a public TLS endpoint of the api-server), or a loopback http URL for local testing"
     )
@@ -203,9 +262,9 @@ def _number(extra: dict[str, Any], key: str, unit: str = "seconds") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Veo connection extra {key!r} must be a number of {unit} (got {value!r})") from None
+        raise _refuse(f"Veo connection extra {key!r} must be a number of {unit} (got {value!r})") from None
     if number <= 0:
-        raise ValueError(f"Veo connection extra {key!r} must be positive (got {value!r})")
+        raise _refuse(f"Veo connection extra {key!r} must be positive (got {value!r})")
     return number
 
 
@@ -219,7 +278,7 @@ def _limit(extra: dict[str, Any], key: str) -> int | None:
     except (TypeError, ValueError, OverflowError):
         number = None
     if number is None or number < 1:
-        raise ValueError(
+        raise _refuse(
             f"Veo connection extra {key!r} must be a whole number of jobs, at least 1 (got {value!r}); "
             "leave it empty for no cap"
         )
@@ -249,9 +308,11 @@ class VeoSettings:
 
     @classmethod
     def from_connection(cls, conn: Connection, extra: dict[str, Any]) -> VeoSettings:
+        conn_id = getattr(conn, "conn_id", None)
+        _check_extra_names(conn_id, extra)
         return cls(
             base_url=_base_url(conn),
-            token=(conn.password or extra.get("token") or "").strip(),
+            token=_token(conn_id, conn, extra),
             timeout=_number(extra, "timeout"),
             connect_timeout=_number(extra, "connect_timeout"),
             submit_timeout=_number(extra, "submit_timeout"),
@@ -293,3 +354,56 @@ async def read_extra_async(conn: Connection) -> dict[str, Any]:
 
         return await sync_to_async(lambda: conn.extra_dejson)()
     return await get_async_extra_dejson(conn)
+
+
+def _not_found(conn_id: str, reader: str) -> Exception:
+    from veo_provider.exceptions import VeoConnectionNotFound
+
+    env = "AIRFLOW_CONN_" + conn_id.upper()
+    return VeoConnectionNotFound(
+        f"The Veo connection {conn_id!r} is not defined where {reader} reads connections: the environment "
+        f"variable {env} of that process, the secrets backends configured there, then the metadata database. "
+        f"Add it with `airflow connections add {conn_id} --conn-type veo --conn-password <token>` (metadata "
+        f"database), or set {env} on every worker and triggerer"
+    )
+
+
+def read_settings(hook: BaseHook, conn_id: str, reader: str = "this task") -> VeoSettings:
+    """The connection's settings, read the way a task reads connections (through ``hook``)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise _not_found(conn_id, reader) from None
+    return VeoSettings.from_connection(conn, conn.extra_dejson)
+
+
+def _comms_answer_only_sync() -> bool:
+    """True under ``airflow dags test``: its in-process supervisor answers only synchronous requests.
+
+    There the asynchronous lookup skips the metadata database (it finds only ``AIRFLOW_CONN_*``
+    variables), so a connection made by ``airflow connections add`` would be missing for the wait.
+    """
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - older task SDKs
+        return False
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms is not None and not hasattr(comms, "asend")
+
+
+async def aread_settings(hook: BaseHook, conn_id: str) -> VeoSettings:
+    """The connection's settings without blocking the event loop, from the same sources as the task."""
+    if _comms_answer_only_sync():  # the task's own (sync) lookup, in a thread: the same connection
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(read_settings)(hook, conn_id, "the wait")
+    from airflow.providers.common.compat.connection import get_async_connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = await get_async_connection(conn_id, hook=hook)
+    except AirflowNotFoundException:
+        raise _not_found(conn_id, "the wait") from None
+    return VeoSettings.from_connection(conn, await read_extra_async(conn))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import httpx
@@ -54,16 +55,21 @@ def test_the_function_may_return_request_fields(api):
     [
         (None, "returned a NoneType: return the prompt"),
         (["a", "b"], "returned a list"),
-        ({"prompt": "x", "promtp": "typo"}, "unknown field(s) 'promtp'"),
+        ({"prompt": "x", "promtp": "typo"}, "unknown field(s) 'promtp' (did you mean 'prompt'?)"),
         ({"action": "image2video", "prompt": "x"}, "image2video needs 1 or 2 image_urls"),
         ("", "text2video needs a prompt"),
     ],
 )
 def test_a_bad_return_value_fails_before_any_http(api, returned, message):
     route = api.route()
-    with pytest.raises(AirflowFailException, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(AirflowFailException, match=re.escape(message)):
         unmapped(lambda: returned, model="veo3").execute({"task_state_store": FakeStore()})
     assert route.call_count == 0
+
+
+def test_a_misspelt_decorator_argument_fails_at_parse_time_with_did_you_mean():
+    with DAG("d_typo", schedule=None), pytest.raises(TypeError, match=r"'modle' \(did you mean 'model'\?\)"):
+        task.veo(task_id="t", modle="veo3")(lambda: "x")()
 
 
 def test_retries_default_to_two_unless_default_args_say_otherwise():

@@ -188,6 +188,36 @@ def test_submit_is_resent_when_it_provably_did_not_arrive(hook, api):
     assert route.call_count == 4
 
 
+@pytest.mark.parametrize(
+    "failure", [httpx.ConnectError("[Errno 111] Connection refused"), httpx.ConnectError("Name or service not known")]
+)
+def test_an_unreachable_api_names_the_connection_and_its_base_url(hook, api, failure):
+    api.post("/veo/videos").mock(side_effect=failure)
+    with pytest.raises(VeoTransportError) as info:
+        hook.submit(ASYNC_TEXT)
+    message = str(info.value)
+    assert f"Cannot reach the Veo API at {BASE_URL} (Veo connection 'veo_default')" in message
+    assert "Check the connection's Base URL (host)" in message and str(failure) in message
+    assert info.value.retryable and not info.value.sent, "provably not sent: Airflow's retry may submit again"
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_a_header_httpx_refuses_is_never_echoed(hook, api):
+    """httpx quotes the offending header value, and the Authorization header holds the token."""
+    api.post("/veo/tasks").mock(side_effect=httpx.LocalProtocolError(f"Illegal header value b'Bearer {SECRET_TOKEN}'"))
+    with pytest.raises(VeoTransportError) as info:
+        hook.get_task("t-1")
+    assert SECRET_TOKEN not in str(info.value) and "a header value is not valid" in str(info.value)
+
+
+def test_the_connection_test_refuses_a_token_with_a_newline_without_echoing_it(veo_conn, api):
+    veo_conn(token=f"{SECRET_TOKEN}\nX-Injected: 1")
+    route = api.post("/veo/tasks")
+    ok, message = VeoHook().test_connection()
+    assert not ok and "a control character" in message and "one line" in message
+    assert SECRET_TOKEN not in message and "X-Injected" not in message and route.call_count == 0
+
+
 def test_submit_4xx_is_final_and_sent_once(hook, api):
     route = api.post("/veo/videos").mock(return_value=err(403, "forbidden", "moderation refused the prompt"))
     with pytest.raises(VeoModerationError, match="moderation refused"):

@@ -381,7 +381,7 @@ def _settings(host: str | None, port: int | None = None) -> VeoSettings:
         ("[::1]:8089", None, "http://[::1]:8089"),
         ("[::1]", 8089, "http://[::1]:8089"),
         ("::1", 8089, "http://[::1]:8089"),
-        ("http://[2001:db8::1]:8443/api", None, "http://[2001:db8::1]:8443/api"),
+        ("https://[2001:db8::1]:8443/api", None, "https://[2001:db8::1]:8443/api"),
         ("[2001:db8::1]", 8443, "https://[2001:db8::1]:8443"),
         ("api.example.com", None, "https://api.example.com"),
         ("api.example.com/", None, "https://api.example.com"),

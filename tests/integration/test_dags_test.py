@@ -87,3 +87,30 @@ def test_not_deferrable_waits_in_the_worker(dags_test, emulator):
     assert result.succeeded, result.output[-4000:]
     assert "running trigger in line" not in result.output
     assert emulator.jobs_created == 1
+
+
+def test_a_connection_kept_only_in_the_metadata_db_works_for_the_wait(airflow_env, dags_test, emulator):
+    """`airflow connections add` (the quickstart's way): the inline trigger used to miss it after paying."""
+    import subprocess
+
+    from tests.integration.conftest import BIN
+
+    airflow = str(BIN / "airflow")
+    subprocess.run([airflow, "connections", "delete", "veo_db_only"], env=airflow_env, capture_output=True)
+    add = [airflow, "connections", "add", "veo_db_only", "--conn-type", "veo", "--conn-host", emulator.url]
+    added = subprocess.run([*add, "--conn-password", "test-token"], env=airflow_env, capture_output=True, text=True)
+    assert added.returncode == 0, added.stdout + added.stderr
+    result = dags_test("veo_it_db_connection")
+    assert result.succeeded, result.output[-4000:]
+    assert "isn't defined" not in result.output
+    assert result.tries("veo_it_db_connection", "deferred") == [(-1, "success", 1)]
+    assert result.tries("veo_it_db_connection", "in_worker") == [(-1, "success", 1)]
+    assert emulator.jobs_created == 2
+
+
+def test_a_typo_in_the_connection_extras_fails_at_once_before_paying(dags_test, emulator):
+    result = dags_test("veo_it_api_failure", daily_job_limt=3)
+    assert not result.succeeded
+    assert "'daily_job_limt' (did you mean 'daily_job_limit'?)" in result.output
+    assert result.tries("veo_it_api_failure", "generate") == [(-1, "failed", 1)], "a configuration error is final"
+    assert emulator.jobs_created == 0

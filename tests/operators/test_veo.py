@@ -676,3 +676,94 @@ def test_an_unwritable_folder_fails_before_paying(api, store, tmp_path):
     with pytest.raises(AirflowFailException, match="cannot be written"):
         op(output_path=output_path).execute(ctx(store))
     assert route.call_count == 0 and list(tmp_path.rglob("*.probe")) == []
+
+
+# ------------------------------------------------------------------------ configuration typos and the wait's connection
+
+
+def test_a_misspelt_argument_fails_at_parse_time_with_did_you_mean():
+    with pytest.raises(TypeError, match=r"Invalid arguments were passed to VeoOperator \(task_id: veo\)") as info:
+        op(promt="a mug")
+    assert "'promt' (did you mean 'prompt'?)" in str(info.value)
+    with pytest.raises(TypeError, match=r"'retires' \(did you mean 'retries'\?\)"):
+        op(retires=3)
+
+
+def test_airflows_own_arguments_and_mapping_still_pass_the_name_check():
+    task = op(pool="veo", owner="media", execution_timeout=None, doc_md="x")
+    assert task.pool == "veo" and task.owner == "media"
+    mapped = VeoOperator.partial(task_id="many", model="veo3").expand(prompt=["a", "b"])
+    assert mapped.partial_kwargs["model"] == "veo3"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"daily_job_limt": 2}, "'daily_job_limt' (did you mean 'daily_job_limit'?)"),
+        ({"timout": 5}, "'timout' (did you mean 'timeout'?)"),
+        ({"daily_job_limit": "ten"}, "'daily_job_limit' must be a whole number of jobs"),
+    ],
+)
+def test_a_connection_configuration_error_is_final_and_sends_nothing(api, store, veo_conn, extra, message):
+    veo_conn(**extra)
+    route = api.route()
+    with pytest.raises(AirflowFailException) as info:  # AirflowFailException: Airflow does not retry it
+        op().execute(ctx(store))
+    assert message in str(info.value)
+    assert route.call_count == 0 and store.writes == []
+
+
+def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_paying(api, store, monkeypatch):
+    """The task reads the connection one way; the wait's asynchronous lookup does not find it."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from veo_provider.hooks.veo import VeoHook
+
+    async def not_there(cls, conn_id):
+        raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
+
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(not_there))
+    post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(AirflowFailException) as info:
+        op(deferrable=False).execute(ctx(store))
+    message = str(info.value)
+    assert "Stopped before any paid call" in message and "AIRFLOW_CONN_VEO_DEFAULT" in message
+    assert "airflow connections add veo_default" in message
+    assert post.call_count == 0 and store.writes == []
+
+
+def test_a_wait_that_would_read_another_connection_fails_before_paying(api, store, monkeypatch):
+    from airflow.sdk import Connection
+
+    from veo_provider.hooks.veo import VeoHook
+
+    async def elsewhere(cls, conn_id):
+        return Connection(conn_id=conn_id, conn_type="veo", host="https://other.example", password="tok-other")
+
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(elsewhere))
+    post = api.post("/veo/videos")
+    with pytest.raises(AirflowFailException, match="from another source than this task") as info:
+        op(deferrable=False).execute(ctx(store))
+    assert "tok-other" not in str(info.value) and post.call_count == 0
+
+
+def test_deferring_with_a_connection_from_the_workers_environment_says_the_triggerer_needs_it_too(
+    api, store, caplog, capsys
+):
+    api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(TaskDeferred):
+        op().execute(ctx(store))
+    logged = caplog.text + capsys.readouterr().out  # the task logger writes through structlog
+    assert "comes from this worker's environment variable AIRFLOW_CONN_VEO_DEFAULT" in logged
+    assert "Define the same variable on the triggerer" in logged
+
+
+def test_an_unknown_extra_body_field_is_logged_with_the_nearest_known_one(api, store, caplog, capsys):
+    route = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+    with pytest.raises(TaskDeferred):
+        op(extra_body={"durration": 8, "seed": 1, "brand_new_field": True}).execute(ctx(store))
+    logged = caplog.text + capsys.readouterr().out
+    assert "extra_body field 'durration' is not one /veo/videos is known to take (did you mean 'duration'?" in logged
+    assert "'brand_new_field' is not one /veo/videos is known to take (a new API field?" in logged
+    assert "'seed'" not in logged
+    assert json.loads(route.calls.last.request.content)["durration"] == 8, "still sent as given"

@@ -47,7 +47,7 @@ def capped(veo_conn, monkeypatch):
     stores = [FakeStore() for _ in range(4)]
     server = FakeServer(stores[0])
     monkeypatch.setattr(cap_client, "_ask", lambda r: server(r))
-    with respx.mock(base_url="http://veo.test", assert_all_called=False) as api:
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         post = api.post("/veo/videos").mock(
             side_effect=[httpx.Response(200, json={"task_id": f"t-{i}"}) for i in range(1, 4)]
         )
@@ -92,7 +92,7 @@ def test_a_definite_refusal_by_the_api_hands_the_reservation_back(veo_conn, monk
     store = FakeStore()
     server = FakeServer(store)
     monkeypatch.setattr(cap_client, "_ask", lambda r: server(r))
-    with respx.mock(base_url="http://veo.test", assert_all_called=False) as api:
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         api.post("/veo/videos").mock(
             side_effect=[
                 httpx.Response(400, json={"error": {"code": "bad_request", "message": "no"}}),
@@ -110,7 +110,7 @@ def test_a_definite_refusal_by_the_api_hands_the_reservation_back(veo_conn, monk
 
 def test_without_a_cap_nothing_is_asked(veo_conn, monkeypatch):
     monkeypatch.setattr(cap_client, "_ask", lambda r: pytest.fail("asked without a cap"))
-    with respx.mock(base_url="http://veo.test", assert_all_called=False) as api:
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
         with pytest.raises(TaskDeferred):
             op().execute({"task_state_store": FakeStore(), "ti": RecordingTI()})
@@ -124,7 +124,7 @@ def test_a_cap_that_cannot_be_checked_sends_nothing_and_is_retryable(veo_conn, m
 
     monkeypatch.setattr(cap_client, "_ask", down)
     store = FakeStore()
-    with respx.mock(base_url="http://veo.test", assert_all_called=False) as api:
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         post = api.post("/veo/videos")
         with pytest.raises(SpendingCapError) as info:
             op(max_jobs_per_dag_run=3).execute({"task_state_store": store, "ti": RecordingTI()})
@@ -134,7 +134,7 @@ def test_a_cap_that_cannot_be_checked_sends_nothing_and_is_retryable(veo_conn, m
 
 def test_a_cap_without_a_task_state_store_refuses_to_guess(veo_conn):
     veo_conn(daily_job_limit=2)
-    with respx.mock(base_url="http://veo.test", assert_all_called=False) as api:
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         post = api.post("/veo/videos")
         with pytest.raises(AirflowFailException, match="needs Airflow's task state store"):
             op().execute({"ti": RecordingTI()})

@@ -227,3 +227,18 @@ def test_a_wait_run_in_the_worker_closes_its_own_client(monkeypatch):
     monkeypatch.setattr(VeoTrigger, "wait", wait)
     assert VeoTrigger(conn_id="veo_default", deadline=time.time()).run_here() == {"status": "timeout"}
     assert seen[0].is_closed
+
+
+async def test_a_connection_the_triggerer_cannot_read_ends_the_wait_saying_where_it_looked(monkeypatch):
+    """It used to crash run() with AirflowNotFoundException, shown to the task only as 'Trigger failure'."""
+    monkeypatch.delenv("AIRFLOW_CONN_VEO_MISSING", raising=False)
+    [event] = await events(trigger(conn_id="veo_missing"))
+    assert event["status"] == "error" and event["veo_task_id"] == "t-1"
+    assert "not defined where the wait reads connections" in event["error_message"]
+    assert "AIRFLOW_CONN_VEO_MISSING" in event["error_message"] and "metadata database" in event["error_message"]
+
+
+async def test_a_connection_extras_typo_ends_the_wait_with_an_error_naming_it(veo_conn):
+    veo_conn(timout=5)
+    [event] = await events(trigger())
+    assert event["status"] == "error" and "'timout' (did you mean 'timeout'?)" in event["error_message"]

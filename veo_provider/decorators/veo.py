@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import (
 from veo_provider.models.requests import REQUEST_ARGUMENTS
 from veo_provider.operators.veo import VeoOperator
 from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from veo_provider.settings import did_you_mean
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -76,8 +77,9 @@ class _VeoDecoratedOperator(DecoratedOperator, VeoOperator):
             )
         allowed = (*REQUEST_ARGUMENTS, *EXTRA_KEYS)
         if unknown := sorted(set(value) - set(allowed)):
+            named = ", ".join(f"{name!r}{did_you_mean(name, allowed)}" for name in unknown)
             raise AirflowFailException(
-                f"The @task.veo function returned unknown field(s) {', '.join(map(repr, unknown))}: use "
+                f"The @task.veo function returned unknown field(s) {named}: use "
                 f"{', '.join(allowed)}; pass other API fields in 'extra_body'"
             )
         for name, field_value in value.items():

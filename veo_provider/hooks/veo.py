@@ -56,7 +56,7 @@ from veo_provider.models import (
     VideosRequest,
 )
 from veo_provider.models.requests import describe, fetched_urls
-from veo_provider.settings import VeoSettings, read_extra_async
+from veo_provider.settings import VeoSettings, aread_settings, read_settings
 
 if TYPE_CHECKING:
     from airflow.sdk.io.path import ObjectStoragePath
@@ -71,14 +71,16 @@ _IMAGE_FIX = "upload the image somewhere public the Veo API can fetch, e.g. a si
 # ------------------------------------------------------------------------- shared HTTP logic
 
 
-def _transport_error(exc: httpx.TransportError, method: str, url: str) -> VeoTransportError:
-    """The VeoError for an httpx failure without an answer (callers never see raw httpx errors).
-
-    Only failures before a byte was sent prove the server did not take the request (a DNS
-    failure is a ConnectError too).
-    """
+def _transport_error(exc: Exception, method: str, url: str, api: tuple[str, str] | None = None) -> VeoTransportError:
+    # Only failures before a byte was sent prove the server did not take the request
+    # (a DNS failure is a ConnectError too). httpx quotes a bad header (it may hold the token): not echoed.
     sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-    return VeoTransportError(f"{type(exc).__name__} on {method} {url}: {exc or 'no detail'}", sent=sent)
+    detail = "a header value is not valid" if isinstance(exc, httpx.LocalProtocolError) else exc or "no detail"
+    text = f"{type(exc).__name__} on {method} {url}: {detail}"
+    if api is not None and not sent:  # nothing answered at all: most often a wrong Base URL
+        text = f"Cannot reach the Veo API at {api[1]} (Veo connection {api[0]!r}): {text}. Check the connection's"
+        text += " Base URL (host) and that this machine can reach it"
+    return VeoTransportError(text, sent=sent)
 
 
 def _never_sent(exc: VeoError) -> bool:
@@ -192,17 +194,13 @@ class VeoHook(BaseHook):
     def settings(self) -> VeoSettings:
         """The connection's settings, read once per hook (the token never leaves them)."""
         if self._settings is None:
-            conn = self.get_connection(self.veo_conn_id)
-            self._settings = VeoSettings.from_connection(conn, conn.extra_dejson)
+            self._settings = read_settings(self, self.veo_conn_id)
         return self._settings
 
     async def aget_settings(self) -> VeoSettings:
         """Read the connection without blocking the event loop (the triggerer's way)."""
         if self._settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection
-
-            conn = await get_async_connection(self.veo_conn_id, hook=self)
-            self._settings = VeoSettings.from_connection(conn, await read_extra_async(conn))
+            self._settings = await aread_settings(self, self.veo_conn_id)
         return self._settings
 
     def get_conn(self) -> httpx.Client:
@@ -259,7 +257,7 @@ class VeoHook(BaseHook):
             while (hop := api_redirect(response)) is not None:
                 response = client.send(hop)
         except httpx.TransportError as exc:
-            raise _transport_error(exc, "POST", url) from None
+            raise _transport_error(exc, "POST", url, (self.veo_conn_id, s.base_url)) from None
         return _parse(response)
 
     async def _apost(
@@ -273,7 +271,7 @@ class VeoHook(BaseHook):
             while (hop := api_redirect(response)) is not None:
                 response = await client.send(hop)
         except httpx.TransportError as exc:
-            raise _transport_error(exc, "POST", url) from None
+            raise _transport_error(exc, "POST", url, (self.veo_conn_id, s.base_url)) from None
         return _parse(response)
 
     def _call(self, path: str, body: dict[str, Any], *, paid: bool, read: float | None = None) -> dict[str, Any]:
@@ -387,6 +385,9 @@ class VeoHook(BaseHook):
         """
         try:
             s = self.settings
+        except Exception as exc:  # e.g. a host the settings cannot parse: the message says which field
+            return False, f"{type(exc).__name__}: {exc}".replace(repr(self.veo_conn_id), "under test")
+        try:
             if not s.token:
                 return False, "No API token: put the AceData Cloud token in the connection's password"
             timeout = httpx.Timeout(min(s.timeout, 10.0), connect=min(s.connect_timeout, 5.0))
@@ -396,9 +397,7 @@ class VeoHook(BaseHook):
         except VeoError as exc:
             if exc.status and 400 <= exc.status < 500 and exc.status != 429:
                 return True, f"Connected to {s.base_url}: token accepted"
-            return False, f"{s.base_url}: {exc}"
-        except Exception as exc:  # e.g. a host the settings cannot parse: the message says which field
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, f"{s.base_url}: {exc}".replace(repr(self.veo_conn_id), "under test")
         return True, f"Connected to {s.base_url}: token accepted"
 
     # ------------------------------------------------------------------ public API (async)

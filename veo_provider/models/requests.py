@@ -387,6 +387,24 @@ def fetched_urls(body: dict[str, Any]) -> list[tuple[str, str]]:
     return urls
 
 
+#: Fields users of Google's Veo expect that AceData does not document: passed through when given.
+PASS_THROUGH_FIELDS = ("duration", "negative_prompt", "seed", "sample_count", "person_generation", "generate_audio")
+
+
+def unknown_extra_fields(endpoint: str, extra_body: dict[str, Any] | None) -> list[str]:
+    """A warning for each ``extra_body`` key the endpoint is not known to take, naming the nearest known field."""
+    model = ENDPOINTS.get(endpoint)
+    if not extra_body or model is None:
+        return []
+    known = {f.alias or name for name, f in model.model_fields.items()} | set(PASS_THROUGH_FIELDS)
+    warnings = []
+    for key in (k for k in extra_body if k not in known):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        meant = f"did you mean {close[0]!r}? " if close else "a new API field? "
+        warnings.append(f"extra_body field {key!r} is not one {model.path} is known to take ({meant}sent as given)")
+    return warnings
+
+
 def describe(body: dict[str, Any]) -> str:
     """What a submission asks for, for logs (no prompt text, no callback URL: it holds a signature)."""
     keys = ("action", "model", "video_id", "resolution", "aspect_ratio", "motion_type")

@@ -30,8 +30,9 @@ from veo_provider.models import (
     result_to_xcom,
 )
 from veo_provider.models.records import SENT_KEYS, sent_summary
-from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments
+from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments, unknown_extra_fields
 from veo_provider.operators.arguments import check_wait_arguments
+from veo_provider.operators.preflight import check_argument_names, check_wait_connection
 from veo_provider.operators.resume import job_named_by_callback, record_paid_job, status_of_paid_job
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
@@ -142,6 +143,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
+        check_argument_names(type(self), kwargs.get("task_id"), kwargs)  # Airflow's check, with "did you mean"
         super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         check_wait_arguments(
             wait_mode=wait_mode,
@@ -185,9 +187,12 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         """Validate the rendered arguments; a bad request fails here, before any paid call."""
         arguments = {name: getattr(self, name) for name in REQUEST_ARGUMENTS}
         try:
-            return request_from_arguments(self.endpoint, arguments, self.extra_body)
+            request = request_from_arguments(self.endpoint, arguments, self.extra_body)
         except VeoRequestError as exc:
             raise AirflowFailException(str(exc)) from None
+        for warning in unknown_extra_fields(self.endpoint, self.extra_body):
+            self.log.warning(warning)
+        return request
 
     @cached_property
     def hook(self) -> VeoHook:
@@ -219,6 +224,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
                 check_writable(self.output_path)  # before paying, not after
             except ValueError as exc:
                 raise AirflowFailException(str(exc)) from None
+        check_wait_connection(self.hook, waits=self.wait_for_completion, deferrable=self.deferrable, log=self.log)
         # Nothing will be waiting for a callback when the task returns right after submission.
         mode = self._resolved_wait_mode() if self.wait_for_completion else "poll"
         if self.model and self.model not in KNOWN_MODELS:

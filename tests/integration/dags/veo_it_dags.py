@@ -55,3 +55,9 @@ with _dag("veo_it_capped", retries=1):
 with _dag("veo_it_run_capped"):
     for name in ("first", "second"):
         VeoOperator(task_id=name, prompt=f"the {name} shot", model="veo3", max_jobs_per_dag_run=1, **FAST)
+
+# The connection exists only in the metadata DB (`airflow connections add`, no AIRFLOW_CONN_*):
+# the inline trigger and the in-worker wait must read it as the task did.
+with _dag("veo_it_db_connection", retries=0):
+    VeoOperator(task_id="deferred", prompt="a kite", model="veo3", veo_conn_id="veo_db_only", **FAST)
+    VeoOperator(task_id="in_worker", prompt="a boat", model="veo3", veo_conn_id="veo_db_only", deferrable=False, **FAST)
