@@ -15,7 +15,9 @@ def test_plugin_mounts_the_receiver_at_veo() -> None:
 
     assert is_valid_plugin(VeoCallbackPlugin)
     assert VeoCallbackPlugin.name == "veo_callbacks"
-    [entry] = VeoCallbackPlugin.fastapi_apps
+    entry, ui = VeoCallbackPlugin.fastapi_apps
+    assert ui["url_prefix"] == "/veo-ui" and isinstance(ui["app"], FastAPI)
+    assert [a["destination"] for a in VeoCallbackPlugin.react_apps] == ["dag_run", "task_instance"]
     assert entry["url_prefix"] == "/veo" and entry["name"] == "Veo callback receiver"
     app = entry["app"]
     assert isinstance(app, FastAPI)

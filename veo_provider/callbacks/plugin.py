@@ -10,6 +10,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from veo_provider.ui.views import REACT_APPS
+
 __all__ = ["VeoCallbackPlugin"]
 
 
@@ -22,8 +24,13 @@ class _ReceiverApps:
     def __get__(self, obj: object, owner: type | None = None) -> list[dict[str, Any]]:
         if self._apps is None:
             from veo_provider.callbacks.receiver import create_app
+            from veo_provider.ui import UI_PREFIX
+            from veo_provider.ui.app import create_ui_app
 
-            self._apps = [{"app": create_app(), "url_prefix": "/veo", "name": "Veo callback receiver"}]
+            self._apps = [
+                {"app": create_app(), "url_prefix": "/veo", "name": "Veo callback receiver"},
+                {"app": create_ui_app(), "url_prefix": UI_PREFIX, "name": "Veo videos"},
+            ]
         return self._apps
 
 
@@ -32,3 +39,4 @@ class VeoCallbackPlugin(AirflowPlugin):
 
     name = "veo_callbacks"
     fastapi_apps = _ReceiverApps()  # type: ignore[assignment]
+    react_apps = REACT_APPS  # the Videos tabs; Airflow 3.1+ renders them, 3.0 ignores them

@@ -1,0 +1,30 @@
+"""The tabs the plugin adds, and the records the views read kept in step with the writers."""
+
+from __future__ import annotations
+
+from veo_provider.ui import UI_PREFIX
+from veo_provider.ui.views import BUNDLE_FILE, react_apps
+
+
+def test_a_videos_tab_on_the_run_page_and_on_the_task_instance_page() -> None:
+    apps = react_apps()
+    assert [(a["name"], a["destination"]) for a in apps] == [("Videos", "dag_run"), ("Videos", "task_instance")]
+    assert {a["bundle_url"] for a in apps} == {f"{UI_PREFIX}/static/{BUNDLE_FILE}"}
+    assert len({a["url_route"] for a in apps}) == 2
+
+
+def test_the_bundle_url_follows_a_non_root_base_url() -> None:
+    assert react_apps("https://airflow.example/team-a/")[0]["bundle_url"] == f"/team-a{UI_PREFIX}/static/{BUNDLE_FILE}"
+    assert react_apps("/team-b")[0]["bundle_url"] == f"/team-b{UI_PREFIX}/static/{BUNDLE_FILE}"
+
+
+def test_the_views_read_the_ledger_and_xcom_keys_the_operator_writes() -> None:
+    from veo_provider.ledger import LEDGER_KEY
+    from veo_provider.models.records import XCOM_KEYS
+    from veo_provider.ui import store, videos
+
+    assert store.LEDGER_KEY == LEDGER_KEY
+    assert {"task_id", "video_url", "output_path", "prompt", "model", "action"} <= set(XCOM_KEYS)
+    result = dict.fromkeys(XCOM_KEYS) | {"output_path": "/data/a.mp4"}
+    assert videos.recorded_output_path(result) == "/data/a.mp4"
+    assert videos.recorded_output_path({"output_path": "/etc/passwd"}) is None, "only a Veo result names a file"
