@@ -15,6 +15,9 @@ const STATE_PALETTE: Record<string, string> = {
   up_for_retry: "yellow",
 };
 
+/** Actions whose output is 720p when no resolution is asked for (the API's default). */
+const GENERATING = new Set(["text2video", "image2video", "ingredients2video"]);
+
 function Player({ video }: { video: Video }) {
   const src = video.stream_url ?? video.video_url;
   if (src) {
@@ -106,7 +109,7 @@ export function VideoCard({ video }: { video: Video }) {
       <Stack gap={0.5}>
         <Fact name="model" value={video.model} />
         <Fact name="action" value={video.action} />
-        <Fact name="resolution" value={video.resolution ?? (video.model ? "720p" : null)} />
+        <Fact name="resolution" value={video.resolution ?? (GENERATING.has(video.action ?? "") ? "720p (default)" : null)} />
         <Fact name="aspect ratio" value={video.aspect_ratio} />
         <Fact name={video.waiting ? "waiting for" : "elapsed"} value={elapsed} />
         <Fact name="Veo job" value={video.veo_task_id} />
