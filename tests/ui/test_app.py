@@ -70,8 +70,9 @@ def test_the_outsider_reads_the_dag_it_may_read(client: TestClient, video_db: Vi
 
 
 def test_the_session_cookie_is_a_credential(client: TestClient, video_db: VideoDB) -> None:
-    r = client.get(f"{RUN}/videos", cookies={"_token": video_db.tokens["viewer"]})
-    assert r.status_code == 200
+    with TestClient(client.app, cookies={"_token": video_db.tokens["viewer"]}) as browser:
+        assert browser.get(f"{RUN}/videos").status_code == 200
+        assert browser.get(stream_path("clips", 0), headers={"Range": "bytes=0-9"}).status_code == 206
 
 
 def test_an_unknown_run_is_404(client: TestClient, viewer: dict[str, str]) -> None:

@@ -79,3 +79,21 @@ def test_a_file_gone_from_its_object_store_is_404() -> None:
     with pytest.raises(HTTPException) as err:
         stream(open_recorded("memory://veo-ui-test/never-written.mp4"), None)
     assert err.value.status_code == 404
+
+
+@pytest.mark.parametrize("name", ["page.html", "image.svg", "script.js", "noext"])
+def test_a_file_that_is_not_a_video_is_only_ever_downloaded(tmp_path, name: str) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / name
+    target.write_bytes(b"<script>alert(document.cookie)</script>")
+    r = stream(open_recorded(str(target)), None)
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-disposition"] == "attachment"
+    assert r.headers["content-security-policy"].startswith("sandbox")
+
+
+@pytest.mark.parametrize(("name", "media"), [("a.mp4", "video/mp4"), ("a.webm", "video/webm"), ("a.gif", "image/gif")])
+def test_videos_and_gifs_keep_their_type_for_the_player(tmp_path, name: str, media: str) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / name
+    target.write_bytes(b"0123")
+    r = stream(open_recorded(str(target)), None)
+    assert r.headers["content-type"] == media and "content-disposition" not in r.headers

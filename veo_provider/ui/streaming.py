@@ -58,9 +58,10 @@ def open_recorded(output_path: str) -> Any:
     return ObjectStoragePath(url)
 
 
-def content_type(path: Any) -> str:
+def content_type(path: Any) -> str | None:
+    """The file's media type when it is one a player shows (video, GIF); None for anything else."""
     guessed, _ = mimetypes.guess_type(str(getattr(path, "name", path)))
-    return guessed or "application/octet-stream"
+    return guessed if guessed and (guessed.startswith("video/") or guessed == "image/gif") else None
 
 
 def _chunks(path: Any, start: int, length: int) -> Iterator[bytes]:
@@ -96,6 +97,12 @@ def stream(path: Any, range_header: str | None, method: str = "GET") -> Response
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     status = 206 if span is not None else 200
     media = content_type(path)
+    if media is None:
+        # Served from Airflow's own origin: anything but a video (an .html output_path, say) is
+        # downloaded, never rendered, so it cannot run script with the viewer's session.
+        media = "application/octet-stream"
+        headers["Content-Disposition"] = "attachment"
+    headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     if method == "HEAD" or length == 0:
         return Response(status_code=status, headers=headers, media_type=media)
     return StreamingResponse(_chunks(path, start, length), status_code=status, headers=headers, media_type=media)
