@@ -28,3 +28,14 @@ def test_the_views_read_the_ledger_and_xcom_keys_the_operator_writes() -> None:
     result = dict.fromkeys(XCOM_KEYS) | {"output_path": "/data/a.mp4"}
     assert videos.recorded_output_path(result) == "/data/a.mp4"
     assert videos.recorded_output_path({"output_path": "/etc/passwd"}) is None, "only a Veo result names a file"
+
+
+def test_the_entries_are_what_airflow_serves_to_its_ui() -> None:
+    from airflow.api_fastapi.core_api.datamodels.plugins import ReactAppResponse
+
+    from veo_provider.ui.videos import VEO_OPERATORS
+
+    for entry in react_apps():
+        assert ReactAppResponse.model_validate(entry).model_dump()["bundle_url"] == entry["bundle_url"]
+    scoped = react_apps()[1]["applies_to"]["operator_name"]
+    assert set(scoped) <= VEO_OPERATORS, "the tab's scope and the list's filter name the same operators"

@@ -6,6 +6,9 @@ from typing import Any
 
 from veo_provider.ui import UI_PREFIX
 
+#: How a Veo task instance names its operator (``custom_operator_name`` or the class name).
+VEO_OPERATOR_NAMES = frozenset({"VeoOperator", "@task.veo"})
+
 __all__ = ["BUNDLE_FILE", "REACT_APPS", "bundle_url"]
 
 #: The UMD bundle built from ``www/`` into ``static/``.
@@ -25,7 +28,15 @@ def react_apps(base_url: str | None = None) -> list[dict[str, Any]]:
     url = bundle_url(base_url)
     return [
         {"name": "Videos", "bundle_url": url, "destination": "dag_run", "url_route": "veo-videos"},
-        {"name": "Videos", "bundle_url": url, "destination": "task_instance", "url_route": "veo-video"},
+        {
+            "name": "Videos",
+            "bundle_url": url,
+            "destination": "task_instance",
+            "url_route": "veo-video",
+            # From Airflow 3.4 the tab shows only on Veo task instances; older cores pass the key
+            # through and show it on every task instance (it then says there is no Veo task).
+            "applies_to": {"operator_name": sorted(VEO_OPERATOR_NAMES)},
+        },
     ]
 
 
