@@ -18,12 +18,10 @@ def test_the_bundle_url_follows_a_non_root_base_url() -> None:
     assert react_apps("/team-b")[0]["bundle_url"] == f"/team-b{UI_PREFIX}/static/{BUNDLE_FILE}"
 
 
-def test_the_views_read_the_ledger_and_xcom_keys_the_operator_writes() -> None:
-    from veo_provider.ledger import LEDGER_KEY
+def test_the_views_read_the_xcom_keys_the_operator_writes() -> None:
     from veo_provider.models.records import XCOM_KEYS
-    from veo_provider.ui import store, videos
+    from veo_provider.ui import videos
 
-    assert store.LEDGER_KEY == LEDGER_KEY
     assert {"task_id", "video_url", "output_path", "prompt", "model", "action"} <= set(XCOM_KEYS)
     result = dict.fromkeys(XCOM_KEYS) | {"output_path": "/data/a.mp4"}
     assert videos.recorded_output_path(result) == "/data/a.mp4"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from veo_provider.ledger import LEDGER_KEY
 from veo_provider.ui.videos import TaskInstanceFacts, recorded_output_path
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ __all__ = ["load_task_instances", "recorded_output"]
 
 log = logging.getLogger(__name__)
 
-#: The ledger's key in the task state store (``veo_provider.ledger.LEDGER_KEY``; kept in step by a test).
-LEDGER_KEY = "veo_submission"
 RESULT_KEY = "return_value"
 JOB_ID_KEY = "veo_task_id"
 
@@ -51,7 +50,9 @@ def _xcoms(session: Session, where: list[Any]) -> dict[tuple[TiKey, str], Any]:
     return out
 
 
-def _ledgers(session: Session, dag_id: str, run_id: str, task_id: str | None, map_index: int | None) -> dict:
+def _ledgers(
+    session: Session, dag_id: str, run_id: str, task_id: str | None, map_index: int | None
+) -> dict[TiKey, dict[str, Any]]:
     try:
         from airflow.models.task_state_store import TaskStateStoreModel
     except ImportError:  # Airflow < 3.3 has no task state store
