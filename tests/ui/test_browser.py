@@ -136,9 +136,10 @@ def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: b
                 f"document.querySelectorAll('[data-testid=video-card]').length >= {cards}", timeout=120_000
             )
             # From the tab's one list request to every card on screen (the page itself excluded).
-            render_ms = page.evaluate(
-                """() => performance.now() - performance.getEntriesByType('resource')
-                        .filter(e => e.name.split('?')[0].endsWith('/videos'))[0].startTime"""
+            render_ms, answer_ms = page.evaluate(
+                """() => { const e = performance.getEntriesByType('resource')
+                        .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
+                        return [performance.now() - e.startTime, e.responseEnd - e.startTime]; }"""
             )
             if metadata:  # every player of a stored clip read its duration through the stream route
                 page.wait_for_function(
@@ -157,7 +158,7 @@ def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: b
             )
             page.screenshot(path=str(out / shot), full_page=True)
             facts["list_requests"] = lists
-            facts["render_ms"] = render_ms
+            facts["render_ms"], facts["answer_ms"] = render_ms, answer_ms
             return dict(facts)
         finally:
             browser.close()
@@ -183,4 +184,7 @@ def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(
     facts = _open_tab(api_server, BIG_TAB, "dag-run-100-videos.png", cards=100, metadata=False)
     assert facts["cards"] == 100 and len(facts["list_requests"]) == 1, facts["list_requests"]
     assert all(v["preload"] == "metadata" for v in facts["videos"])
+    print(
+        f"100 cards: list answered in {facts['answer_ms']:.0f} ms, rendered {facts['render_ms']:.0f} ms after it was sent"
+    )
     assert facts["render_ms"] <= 2000, f"{facts['render_ms']:.0f} ms from the list request to 100 cards"

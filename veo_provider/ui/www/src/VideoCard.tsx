@@ -1,4 +1,4 @@
-import { Badge, Box, Button, Code, HStack, Link, Stack, Text } from "@chakra-ui/react";
+import { Badge, Box, Button, HStack, Link, Stack, Text } from "@chakra-ui/react";
 import { useState } from "react";
 
 import { formatSeconds, taskInstanceUrl } from "./api";
@@ -75,17 +75,28 @@ function Prompt({ prompt }: { prompt: string | null }) {
 
 function Fact({ name, value }: { name: string; value: string | null | undefined }) {
   if (!value) return null;
+  // Plain elements styled by the list (FACTS): a run shows 100 cards of 8 facts each.
   return (
-    <HStack gap={2} fontSize="xs" align="baseline">
-      <Text color="fg.muted" minW="6.5rem">
-        {name}
-      </Text>
-      <Code fontSize="xs" wordBreak="break-all">
-        {value}
-      </Code>
-    </HStack>
+    <>
+      <dt>{name}</dt>
+      <dd>
+        <code>{value}</code>
+      </dd>
+    </>
   );
 }
+
+const FACTS = {
+  display: "grid",
+  gridTemplateColumns: "6.5rem 1fr",
+  columnGap: "2",
+  rowGap: "0.5",
+  fontSize: "xs",
+  alignItems: "baseline",
+  "& dt": { color: "fg.muted" },
+  "& dd": { margin: 0, minWidth: 0 },
+  "& code": { fontFamily: "mono", bg: "bg.muted", px: "1", borderRadius: "sm", wordBreak: "break-all" },
+} as const;
 
 export function VideoCard({ video }: { video: Video }) {
   const elapsed = formatSeconds(video.elapsed_seconds);
@@ -106,7 +117,7 @@ export function VideoCard({ video }: { video: Video }) {
           </Text>
         </Box>
       )}
-      <Stack gap={0.5}>
+      <Box as="dl" css={FACTS}>
         <Fact name="model" value={video.model} />
         <Fact name="action" value={video.action} />
         <Fact name="resolution" value={video.resolution ?? (GENERATING.has(video.action ?? "") ? "720p (default)" : null)} />
@@ -115,7 +126,7 @@ export function VideoCard({ video }: { video: Video }) {
         <Fact name="Veo job" value={video.veo_task_id} />
         <Fact name="trace id" value={video.trace_id} />
         <Fact name="written to" value={video.output_path} />
-      </Stack>
+      </Box>
       <Link href={taskInstanceUrl(video)} fontSize="xs">
         Task instance and log
       </Link>
