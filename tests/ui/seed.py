@@ -5,6 +5,8 @@
   ``not_veo`` (another operator, never listed).
 - ``big_dag`` / ``manual__big``: ``many`` mapped over 100 prompts, all finished with a file.
 - ``private_dag`` / ``manual__private``: the one DAG ``outsider`` may read (its file is gone).
+- ``edited_dag`` / ``manual__edited``: ``tampered``, whose XCom result names a file the worker
+  did not render, and ``pruned``, whose rendered fields Airflow no longer keeps.
 
 ``python -m tests.ui.seed HOME`` migrates the database of ``AIRFLOW_HOME`` and fills it.
 """
@@ -45,6 +47,10 @@ DAG_FILE = textwrap.dedent(
 
     with DAG("private_dag", schedule=None):
         VeoOperator(task_id="secret", model="veo3", prompt="private clip")
+
+    with DAG("edited_dag", schedule=None):
+        VeoOperator(task_id="tampered", model="veo3", prompt="edited")
+        VeoOperator(task_id="pruned", model="veo3", prompt="pruned")
     """
 )
 
@@ -115,6 +121,7 @@ def fill(files: Path) -> None:
             ("videos_dag", "manual__videos"),
             ("big_dag", "manual__big"),
             ("private_dag", "manual__private"),
+            ("edited_dag", "manual__edited"),
         ):
             dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
             assert dag is not None, dag_id
@@ -127,8 +134,12 @@ def fill(files: Path) -> None:
         tis = {(t.dag_id, t.task_id, t.map_index): t for t in session.scalars(select(TI))}
         backend = get_state_backend()
 
+        rendered: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+
         def done(dag_id: str, run_id: str, task_id: str, index: int, prompt: str, path: str | None, **kw: Any) -> None:
             ti = tis[(dag_id, task_id, index)]
+            if kw.get("rendered", path) is not None:  # what the worker rendered (None: pruned by Airflow)
+                rendered[(dag_id, run_id, task_id, index)] = {"prompt": prompt, "output_path": kw.get("rendered", path)}
             ti.state, ti.try_number = kw.get("state", "success"), 1
             ti.start_date, ti.end_date, ti.duration = now - timedelta(seconds=75), now - timedelta(seconds=3), 72.0
             job = f"job-{task_id}-{index}"
@@ -156,10 +167,18 @@ def fill(files: Path) -> None:
         for i in range(BIG):
             done("big_dag", "manual__big", "many", i, f"clip {i}", str(files / "clip-0.mp4"))
         done("private_dag", "manual__private", "secret", -1, "private clip", str(files / "gone.mp4"))
+        # A user with XCom write access edited this result to name another file; this one's
+        # rendered fields are gone (Airflow keeps them for the last N runs only).
+        other = files / "other.mp4"
+        shutil.copy(ASSET, other)
+        done("edited_dag", "manual__edited", "tampered", -1, "edited", str(other), rendered=str(files / "tampered.mp4"))
+        done("edited_dag", "manual__edited", "pruned", -1, "pruned", str(other), rendered=None)
         for i, prompt in enumerate(PROMPTS):
+            key = ("videos_dag", "manual__videos", "clips", i)
+            rendered[key] = {**rendered.get(key, {"prompt": prompt}), "model": "veo3", "aspect_ratio": "9:16"}
+        for (dag_id, run_id, task_id, index), fields in rendered.items():
             session.execute(insert(RTIF.__table__).values(
-                dag_id="videos_dag", task_id="clips", run_id="manual__videos", map_index=i,
-                rendered_fields={"prompt": prompt, "model": "veo3", "aspect_ratio": "9:16"},
+                dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=index, rendered_fields=fields,
             ))  # fmt: skip
 
 

@@ -212,6 +212,17 @@ def test_only_a_file_recorded_for_that_task_instance_is_served(
     assert r.status_code == 404 and b"root:" not in r.content
 
 
+@pytest.mark.parametrize("task_id", ["tampered", "pruned"])
+def test_a_result_path_the_worker_did_not_render_is_neither_listed_nor_served(
+    client: TestClient, viewer: dict[str, str], task_id: str
+) -> None:
+    run = f"{UI_PREFIX}/api/dags/edited_dag/dagRuns/manual__edited"
+    [card] = client.get(f"{run}/videos", params={"task_id": task_id}, headers=viewer).json()["videos"]
+    assert card["output_path"] is None and card["stream_url"] is None
+    r = client.get(stream_path(task_id, -1, dag="edited_dag", run="manual__edited"), headers=viewer)
+    assert r.status_code == 404 and b"ftyp" not in r.content, "the file exists: only the binding refuses it"
+
+
 def test_a_recorded_file_that_is_gone_is_404(client: TestClient, video_db: VideoDB, viewer: dict[str, str]) -> None:
     r = client.get(stream_path("secret", -1, dag="private_dag", run="manual__private"), headers=viewer)
     assert r.status_code == 404 and "not there" in r.json()["detail"]

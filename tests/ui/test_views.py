@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from veo_provider.ui import UI_PREFIX
 from veo_provider.ui.views import BUNDLE_FILE, react_apps
 
@@ -24,8 +26,36 @@ def test_the_views_read_the_xcom_keys_the_operator_writes() -> None:
 
     assert {"task_id", "video_url", "output_path", "prompt", "model", "action"} <= set(XCOM_KEYS)
     result = dict.fromkeys(XCOM_KEYS) | {"output_path": "/data/a.mp4"}
-    assert videos.recorded_output_path(result) == "/data/a.mp4"
-    assert videos.recorded_output_path({"output_path": "/etc/passwd"}) is None, "only a Veo result names a file"
+    assert videos.recorded_output_path(result, {"output_path": "/data/a.mp4"}) == "/data/a.mp4"
+    assert videos.recorded_output_path({"output_path": "/etc/passwd"}, {"output_path": "/etc/passwd"}) is None, (
+        "only a Veo result names a file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "rendered"),
+    [
+        ("/data/a.mp4", "file:///data/a.mp4"),  # the hook reports a file:// URL as a plain path
+        ("/data/a.mp4", "/data//a.mp4"),
+        ("s3://aws@bucket/a.mp4", "s3://aws@bucket/a.mp4"),
+    ],
+)
+def test_the_result_path_counts_when_it_is_where_the_rendered_output_path_wrote(recorded: str, rendered: str) -> None:
+    from veo_provider.models.records import XCOM_KEYS
+    from veo_provider.ui.videos import recorded_output_path
+
+    assert recorded_output_path(dict.fromkeys(XCOM_KEYS) | {"output_path": recorded}, {"output_path": rendered})
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [{}, {"output_path": None}, {"output_path": "/data/b.mp4"}, {"output_path": "s3://bucket/a.mp4"}],
+)
+def test_a_result_path_the_worker_did_not_render_is_never_trusted(rendered: dict[str, object]) -> None:
+    from veo_provider.models.records import XCOM_KEYS
+    from veo_provider.ui.videos import recorded_output_path
+
+    assert recorded_output_path(dict.fromkeys(XCOM_KEYS) | {"output_path": "/data/a.mp4"}, rendered) is None
 
 
 def test_the_entries_are_what_airflow_serves_to_its_ui() -> None:

@@ -81,7 +81,11 @@ def stream_video(
     """The file this task instance wrote to its ``output_path`` (Range supported)."""
     output_path = store.recorded_output(session, dag_id, run_id, task_id, map_index)
     if output_path is None:
-        raise HTTPException(404, "this task instance recorded no stored video")
+        raise HTTPException(
+            404,
+            "this task instance recorded no stored video (or its result's output_path is not the one it "
+            "rendered, or Airflow no longer keeps its rendered fields)",
+        )
     session.close()  # the stream may last minutes: do not hold a DB connection for it
     return streaming.stream(streaming.open_recorded(output_path), request.headers.get("range"), request.method)
 

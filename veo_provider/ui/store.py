@@ -130,10 +130,14 @@ def load_task_instances(
 
 
 def recorded_output(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    """The file this task instance wrote, from its own XCom result (one query; None: nothing stored)."""
+    """The file this task instance wrote: its XCom result's path, if the worker rendered it (two queries)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.models.xcom import XComModel
 
     row = session.scalars(
         select(XComModel).where(*_where_ti(XComModel, dag_id, run_id, task_id, map_index), XComModel.key == RESULT_KEY)
     ).first()
-    return recorded_output_path(XComModel.deserialize_value(row)) if row is not None else None
+    if row is None:
+        return None
+    rendered = _rendered(session, _where_ti(RTIF, dag_id, run_id, task_id, map_index)).get((task_id, map_index), {})
+    return recorded_output_path(XComModel.deserialize_value(row), rendered)

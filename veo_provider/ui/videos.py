@@ -7,6 +7,7 @@ its submission ledger, its rendered template fields), never from the request.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,7 +65,8 @@ class VideoView(BaseModel):
     veo_task_id: str | None
     trace_id: str | None
     video_id: str | None
-    #: Where the task wrote the video (what its XCom result says); streamed by ``stream_url``.
+    #: Where the task wrote the video (its XCom result, checked against its rendered
+    #: ``output_path``); streamed by ``stream_url``.
     output_path: str | None
     #: The api-server route that streams ``output_path`` (None when nothing was written).
     stream_url: str | None
@@ -87,9 +89,33 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def recorded_output_path(result: Any) -> str | None:
-    """The file a finished Veo task wrote, as its XCom result records it (None: nothing stored)."""
-    return _text(result.get("output_path")) if _looks_like_result(result) else None
+def _same_target(recorded: str, rendered: str) -> bool:
+    """Whether the result's path is where the rendered ``output_path`` made the hook write.
+
+    The hook reports a local path (or ``file://`` URL) as a plain path and an object-store URL
+    as given (see ``hooks/files.destination``).
+    """
+
+    def normal(path: str) -> str:
+        if "://" in path and not path.startswith("file://"):
+            return path.strip()
+        return os.path.normpath(path.strip().removeprefix("file://"))
+
+    return normal(recorded) == normal(rendered)
+
+
+def recorded_output_path(result: Any, rendered: dict[str, Any]) -> str | None:
+    """The file a finished Veo task wrote (None: nothing stored, or nothing that can be trusted).
+
+    The XCom result says where the file is, but XComs can be edited through Airflow's REST API;
+    the rendered template fields are written by the worker only. So the result's path counts
+    only when it is the ``output_path`` the worker rendered for that task instance: a path a user
+    put in an XCom is never served.
+    """
+    if not _looks_like_result(result):
+        return None
+    recorded, asked = _text(result.get("output_path")), _text(rendered.get("output_path"))
+    return recorded if recorded and asked and _same_target(recorded, asked) else None
 
 
 def _elapsed(facts: TaskInstanceFacts, now: datetime) -> float | None:
@@ -111,7 +137,7 @@ def video_view(dag_id: str, run_id: str, facts: TaskInstanceFacts, now: datetime
         # What was sent (result, then ledger) wins over what the template rendered.
         return _text(result.get(key)) or _text(sent.get(key)) or _text(rendered.get(key))
 
-    output_path = recorded_output_path(result)
+    output_path = recorded_output_path(result, rendered)
     return VideoView(
         dag_id=dag_id,
         run_id=run_id,
