@@ -167,6 +167,8 @@ def fill(files: Path) -> None:
         for i in range(BIG):
             done("big_dag", "manual__big", "many", i, f"clip {i}", str(files / "clip-0.mp4"))
         done("private_dag", "manual__private", "secret", -1, "private clip", str(files / "gone.mp4"))
+        XComModel.set("return_value", {"rows": list(range(1000))}, dag_id="videos_dag", task_id="not_veo",
+                      run_id="manual__videos", session=session)  # fmt: skip
         # A user with XCom write access edited this result to name another file; this one's
         # rendered fields are gone (Airflow keeps them for the last N runs only).
         other = files / "other.mp4"

@@ -156,6 +156,23 @@ def test_listing_100_mapped_videos_takes_as_many_queries_as_listing_five(
     assert n_big == n_small <= 4, (n_small, n_big)
 
 
+def test_listing_reads_no_xcom_of_another_operator(
+    client: TestClient, viewer: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.models.xcom import XComModel
+
+    read: list[str] = []
+    original = XComModel.deserialize_value
+
+    def spy(row):  # type: ignore[no-untyped-def]
+        read.append(row.task_id)
+        return original(row)
+
+    monkeypatch.setattr(XComModel, "deserialize_value", staticmethod(spy))
+    assert client.get(f"{RUN}/videos", headers=viewer).status_code == 200
+    assert read and "not_veo" not in read, read
+
+
 # ------------------------------------------------------------------------------------ the stream
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from veo_provider.ledger import LEDGER_KEY
-from veo_provider.ui.videos import TaskInstanceFacts, recorded_output_path
+from veo_provider.ui.videos import VEO_OPERATORS, TaskInstanceFacts, recorded_output_path
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -106,9 +106,15 @@ def load_task_instances(
     ).all()
     if not tis:
         return []
-    xcoms = _xcoms(session, _where_ti(XComModel, dag_id, run_id, task_id, map_index))
     ledgers = _ledgers(session, dag_id, run_id, task_id, map_index)
-    rendered = _rendered(session, _where_ti(RTIF, dag_id, run_id, task_id, map_index))
+    # Only Veo tasks' XComs and rendered fields are read: another task's XCom may be large.
+    veo_tasks = {r.task_id for r in tis if {r.custom_operator_name, r.operator} & VEO_OPERATORS}
+    veo_tasks |= {tid for tid, _ in ledgers}  # a subclass under another name, known by its ledger
+    if not veo_tasks:
+        return []
+    where_xcom = [*_where_ti(XComModel, dag_id, run_id, task_id, map_index), XComModel.task_id.in_(veo_tasks)]
+    xcoms = _xcoms(session, where_xcom)
+    rendered = _rendered(session, [*_where_ti(RTIF, dag_id, run_id, task_id, map_index), RTIF.task_id.in_(veo_tasks)])
     facts = (
         TaskInstanceFacts(
             task_id=row.task_id,
@@ -126,7 +132,7 @@ def load_task_instances(
         )
         for row in tis
     )
-    return [f for f in facts if f.is_veo]
+    return [f for f in facts if f.task_id in veo_tasks]
 
 
 def recorded_output(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:

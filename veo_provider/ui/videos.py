@@ -43,10 +43,6 @@ class TaskInstanceFacts:
     #: The rendered template fields (prompt, model, aspect_ratio ... as the task rendered them).
     rendered: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_veo(self) -> bool:
-        return self.operator in VEO_OPERATORS or bool(self.ledger) or _looks_like_result(self.result)
-
 
 class VideoView(BaseModel):
     """One card of the Videos tab."""
