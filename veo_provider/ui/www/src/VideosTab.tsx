@@ -1,9 +1,9 @@
-import { Box, Button, HStack, SimpleGrid, Spinner, Text } from "@chakra-ui/react";
+import { Box, Button, HStack, Spinner, Text } from "@chakra-ui/react";
 import { useCallback, useEffect, useState } from "react";
 
 import { fetchVideos, videosUrl } from "./api";
 import type { PluginProps, Video } from "./types";
-import { VideoCard } from "./VideoCard";
+import { CARDS, VideoCard } from "./VideoCard";
 
 type Load = { status: "loading" } | { status: "error"; message: string } | { status: "ready"; videos: Video[] };
 
@@ -46,11 +46,11 @@ export function VideosTab({ dagId, runId, taskId, mapIndex }: PluginProps) {
       {videos.length === 0 ? (
         <Text>No Veo task here.</Text>
       ) : (
-        <SimpleGrid columns={{ base: 1, md: 2, xl: 3 }} gap={4}>
+        <Box css={CARDS}>
           {videos.map((v) => (
             <VideoCard key={`${v.task_id}:${v.map_index}`} video={v} />
           ))}
-        </SimpleGrid>
+        </Box>
       )}
     </Box>
   );
