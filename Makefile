@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-reliability lint typecheck unit bench docs clean
+.PHONY: demo test test-reliability lint typecheck unit bench docs clean ui-bundle
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ bench: $(STAMP)
 # warning fail the build). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The Videos tab's bundle (veo_provider/ui/www -> veo_provider/ui/static): install from the lockfile,
+# run its tests, rebuild, and fail if the committed bundle differs from the rebuilt one.
+UI_WWW := veo_provider/ui/www
+ui-bundle:
+	cd $(UI_WWW) && npm ci --no-audit --no-fund && npm test && npm run build
+	git diff --exit-code -- veo_provider/ui/static
 
 clean:
 	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -14,12 +14,14 @@ def _posts(app: FastAPI) -> set[str]:
     return {getattr(r, "path", "") for r in app.routes if "POST" in getattr(r, "methods", ())}
 
 
-def test_plugin_mounts_the_callback_and_cap_routes_at_veo() -> None:
+def test_plugin_mounts_the_callback_and_cap_routes_at_veo_and_the_videos_app() -> None:
     from airflow._shared.plugins_manager import is_valid_plugin
 
     assert is_valid_plugin(VeoPlugin)
     assert VeoPlugin.name == "veo_callbacks"
-    [entry] = VeoPlugin.fastapi_apps
+    entry, ui = VeoPlugin.fastapi_apps
+    assert ui["url_prefix"] == "/veo-ui" and isinstance(ui["app"], FastAPI)
+    assert [a["destination"] for a in VeoPlugin.react_apps] == ["dag_run", "task_instance"]
     assert entry["url_prefix"] == "/veo" and entry["name"] == "Veo callback receiver"
     app = entry["app"]
     assert isinstance(app, FastAPI)

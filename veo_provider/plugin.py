@@ -1,7 +1,8 @@
-"""The AirflowPlugin: mounts the provider's app in the api-server at ``/veo``, and nothing else.
+"""The AirflowPlugin: mounts the provider's apps in the api-server and its Videos views, nothing else.
 
 ``/veo/callback`` (the callback receiver) and ``/veo/quota`` (the spending cap) share one app,
-so both keep their public URLs under one prefix. Every Airflow process loads plugins, but only
+so both keep their public URLs under one prefix; the Videos routes (``/veo-ui``) are their own
+app, behind Airflow's authorization. Every Airflow process loads plugins, but only
 the api-server reads ``fastapi_apps``: the app (and FastAPI) is built on first access, so
 importing this module stays cheap.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+from veo_provider.ui.views import REACT_APPS
 
 __all__ = ["VeoPlugin", "build_app"]
 
@@ -36,7 +39,13 @@ class _LazyApps:
 
     def __get__(self, obj: object, owner: type | None = None) -> list[dict[str, Any]]:
         if self._apps is None:
-            self._apps = [{"app": build_app(), "url_prefix": "/veo", "name": "Veo callback receiver"}]
+            from veo_provider.ui import UI_PREFIX
+            from veo_provider.ui.app import create_ui_app
+
+            self._apps = [
+                {"app": build_app(), "url_prefix": "/veo", "name": "Veo callback receiver"},
+                {"app": create_ui_app(), "url_prefix": UI_PREFIX, "name": "Veo videos"},
+            ]
         return self._apps
 
 
@@ -45,3 +54,4 @@ class VeoPlugin(AirflowPlugin):
 
     name = "veo_callbacks"
     fastapi_apps = _LazyApps()  # type: ignore[assignment]
+    react_apps = REACT_APPS  # the Videos tabs; Airflow 3.1+ renders them, 3.0 ignores them

@@ -50,7 +50,7 @@ def write_files(home: Path) -> None:
         f'with DAG("{DAG_ID}", schedule=None):\n{tasks}\n'
     )
     (home / "plugins" / "veo_callbacks.py").write_text(
-        "from veo_provider.callbacks.plugin import VeoCallbackPlugin  # noqa: F401\n"
+        "from veo_provider.plugin import VeoPlugin  # noqa: F401\n"
     )
 
 

@@ -1,0 +1,45 @@
+"""A real Airflow metadata database (SQLite) with Veo task instances (see seed.py), and users of Airflow's own auth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.ui.seed import ASSET, BIG, PROMPTS, airflow_env, seed
+
+__all__ = ["ASSET", "BIG", "PROMPTS", "VideoDB"]
+
+
+@dataclass
+class VideoDB:
+    files: Path
+    tokens: dict[str, str]
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+
+@pytest.fixture(scope="session")
+def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
+    """The filled database, and bearer tokens of ``viewer`` (every DAG) and ``outsider`` (private_dag)."""
+    home = tmp_path_factory.mktemp("ui-airflow")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in airflow_env(home).items():
+            mp.setenv(name, value)
+        from airflow.api_fastapi import app as airflow_app
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+        files = seed(home)
+        airflow_app._AuthManagerState.instance = None
+        manager = airflow_app.init_auth_manager()
+        tokens = {
+            name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
+            for name in ("viewer", "outsider")
+        }
+        try:
+            yield VideoDB(files=files, tokens=tokens)
+        finally:
+            airflow_app._AuthManagerState.instance = None

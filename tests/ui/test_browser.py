@@ -1,0 +1,190 @@
+"""The Videos tab in a real api-server and a real (headless) Chromium: the players load, the stream seeks.
+
+Starts ``airflow api-server`` on a seeded SQLite database (``seed.py``: no scheduler, no
+emulator; the records are those a finished run leaves), logs in as real users of the simple
+auth manager (per-DAG access from ``auth_manager.py``), and opens the DAG run's and the task
+instance's Videos tabs. Screenshots go to ``out/ui-videos/`` (``VEO_UI_OUT`` to change it).
+
+Needs Playwright (``pip install playwright``) and Debian's ``chromium``; skipped, saying which
+is missing, elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.ui.seed import ASSET, PROMPTS, USERS, airflow_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("VEO_UI_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+RUN_TAB = "/dags/videos_dag/runs/manual__videos/plugin/veo-videos"
+BIG_TAB = "/dags/big_dag/runs/manual__big/plugin/veo-videos"
+TI_TAB = "/dags/videos_dag/runs/manual__videos/tasks/clips/mapped/1/plugin/veo-video"
+STREAM = "/veo-ui/api/dags/videos_dag/dagRuns/manual__videos/taskInstances/clips/0/video"
+
+
+def _unavailable() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright)"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set VEO_UI_CHROMIUM)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real api-server (one worker) on a seeded database; its base URL."""
+    if (why := _unavailable()) is not None:
+        pytest.skip(why)
+    home = tmp_path_factory.mktemp("ui-browser")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
+    env.update(airflow_env(home))
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    })  # fmt: skip
+    subprocess.run([sys.executable, "-m", "tests.ui.seed", str(home)], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    port = _free_port()
+    log = (home / "api-server.log").open("w")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the api-server did not start:\n{(home / 'api-server.log').read_text()[-4000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _token(base: str, user: str) -> str:
+    r = httpx.post(f"{base}/auth/token", json={"username": user, "password": USERS[user]}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    return str(r.json()["access_token"])
+
+
+def test_the_stream_answers_206_to_a_range_and_refuses_without_credentials(api_server: str) -> None:
+    auth = {"Authorization": f"Bearer {_token(api_server, 'viewer')}"}
+    r = httpx.get(f"{api_server}{STREAM}", headers={**auth, "Range": "bytes=0-1023"}, timeout=30)
+    assert r.status_code == 206 and r.headers["content-range"] == f"bytes 0-1023/{ASSET.stat().st_size}"
+    assert r.headers["content-type"] == "video/mp4" and r.content == ASSET.read_bytes()[:1024]
+    assert httpx.get(f"{api_server}{STREAM}", timeout=30).status_code == 401
+
+
+def test_a_user_limited_to_another_dag_gets_nothing_from_the_api_server(api_server: str) -> None:
+    auth = {"Authorization": f"Bearer {_token(api_server, 'outsider')}"}
+    listing = httpx.get(f"{api_server}/veo-ui/api/dags/videos_dag/dagRuns/manual__videos/videos", headers=auth)
+    stream = httpx.get(f"{api_server}{STREAM}", headers=auth, timeout=30)
+    assert listing.status_code == stream.status_code == 403
+    assert "clip" not in listing.text and b"ftyp" not in stream.content
+
+
+def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: bool = True) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("VEO_UI_OUT", REPO / "out" / "ui-videos"))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.add_cookies([{"name": "_token", "value": _token(api_server, "viewer"), "url": api_server}])
+            page = context.new_page()
+            lists: list[str] = []
+            page.on("request", lambda r: lists.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
+            page.goto(f"{api_server}{path}", wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function(
+                f"document.querySelectorAll('[data-testid=video-card]').length >= {cards}", timeout=120_000
+            )
+            # From the tab's one list request to every card on screen (the page itself excluded).
+            render_ms, answer_ms = page.evaluate(
+                """() => { const e = performance.getEntriesByType('resource')
+                        .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
+                        return [performance.now() - e.startTime, e.responseEnd - e.startTime]; }"""
+            )
+            if metadata:  # every player of a stored clip read its duration through the stream route
+                page.wait_for_function(
+                    """() => [...document.querySelectorAll('video')]
+                         .filter(v => v.getAttribute('src').startsWith('/veo-ui/'))
+                         .every(v => v.readyState >= 1 && v.duration > 0)""",
+                    timeout=60_000,
+                )
+            facts = page.evaluate(
+                """() => ({
+                    videos: [...document.querySelectorAll('video')].map(v => ({
+                        src: v.getAttribute('src'), preload: v.getAttribute('preload'), duration: v.duration})),
+                    prompts: [...document.querySelectorAll('[data-testid=prompt]')].map(p => p.textContent),
+                    cards: document.querySelectorAll('[data-testid=video-card]').length,
+                })"""
+            )
+            page.screenshot(path=str(out / shot), full_page=True)
+            facts["list_requests"] = lists
+            facts["render_ms"], facts["answer_ms"] = render_ms, answer_ms
+            return dict(facts)
+        finally:
+            browser.close()
+
+
+def test_the_run_tab_plays_each_stored_clip_with_its_prompt(api_server: str) -> None:
+    facts = _open_tab(api_server, RUN_TAB, "dag-run-videos-tab.png", cards=5)
+    assert facts["cards"] == 5 and len(facts["list_requests"]) == 1, facts
+    stored = [v for v in facts["videos"] if v["src"].startswith("/veo-ui/")]
+    assert [v["src"].rsplit("/", 3)[-3:-1] for v in stored] == [["clips", "0"], ["clips", "1"]]
+    assert all(v["preload"] == "metadata" and v["duration"] > 0 for v in stored), stored
+    assert facts["prompts"][0] == PROMPTS[0] and facts["prompts"][1].startswith(PROMPTS[1][:100])
+
+
+def test_the_task_instance_tab_shows_that_clip_alone(api_server: str) -> None:
+    facts = _open_tab(api_server, TI_TAB, "task-instance-videos-tab.png")
+    assert facts["cards"] == 1 and len(facts["list_requests"]) == 1, facts
+    [player] = facts["videos"]
+    assert player["src"].endswith("/taskInstances/clips/1/video") and player["duration"] > 0
+
+
+def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(api_server: str) -> None:
+    facts = _open_tab(api_server, BIG_TAB, "dag-run-100-videos.png", cards=100, metadata=False)
+    assert facts["cards"] == 100 and len(facts["list_requests"]) == 1, facts["list_requests"]
+    assert all(v["preload"] == "metadata" for v in facts["videos"])
+    print(
+        f"100 cards: list answered in {facts['answer_ms']:.0f} ms, rendered {facts['render_ms']:.0f} ms after it was sent"
+    )
+    assert facts["render_ms"] <= 2000, f"{facts['render_ms']:.0f} ms from the list request to 100 cards"

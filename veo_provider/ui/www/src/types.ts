@@ -1,0 +1,39 @@
+/** One card of the Videos tab, as `GET /veo-ui/api/dags/{dag}/dagRuns/{run}/videos` answers it. */
+export interface Video {
+  dag_id: string;
+  run_id: string;
+  task_id: string;
+  map_index: number;
+  state: string | null;
+  try_number: number;
+  prompt: string | null;
+  model: string | null;
+  action: string | null;
+  resolution: string | null;
+  aspect_ratio: string | null;
+  veo_task_id: string | null;
+  trace_id: string | null;
+  video_id: string | null;
+  output_path: string | null;
+  stream_url: string | null;
+  video_url: string | null;
+  start_date: string | null;
+  end_date: string | null;
+  elapsed_seconds: number | null;
+  waiting: boolean;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+export interface VideoList {
+  videos: Video[];
+  total_entries: number;
+}
+
+/** The route params the host passes to a plugin component. */
+export interface PluginProps {
+  dagId?: string;
+  runId?: string;
+  taskId?: string;
+  mapIndex?: string;
+}
