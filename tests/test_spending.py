@@ -10,7 +10,7 @@ import respx
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from fastapi.testclient import TestClient
 
-from tests.operators.test_veo import RUNNING, FakeStore, RecordingTI, op
+from tests.support import op
 from veo_provider import spending
 from veo_provider.callbacks import quota
 from veo_provider.callbacks.receiver import create_app
@@ -19,6 +19,8 @@ from veo_provider.hooks.quota import api_server_base, post_cap_request
 from veo_provider.ledger import LEDGER_KEY
 from veo_provider.settings import VeoSettings
 from veo_provider.spending import CapDecision, CapRequest, Counted, apply_to_counts, scopes_of
+from veo_provider.testing.fakes import FakeStore, RecordingTI
+from veo_provider.testing.payloads import RUNNING
 
 TODAY = date(2026, 11, 25)
 

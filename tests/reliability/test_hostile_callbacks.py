@@ -40,9 +40,8 @@ from veo_provider.callbacks.receiver import FORBIDDEN, MAX_BODY_BYTES, MAX_JSON_
 from veo_provider.callbacks.signing import CALLBACK_PARAMS, SIGNATURE_PARAM
 from veo_provider.ledger import CALLBACK_KEY, LEDGER_KEY
 
-#: Modest, so the whole file runs in well under a minute on 2 cores.
+#: The number of examples is the Hypothesis profile's (tests/conftest.py: a few locally, 200 in CI).
 SWEEP = settings(
-    max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -27,7 +27,6 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy.dialects import postgresql
 
-from tests.integration.conftest import BIN, ROOT, DagRunResult, airflow_env  # noqa: F401 - a fixture
 from tests.reliability.secrets_scan import (
     UNDECRYPTABLE,
     Hit,
@@ -37,6 +36,7 @@ from tests.reliability.secrets_scan import (
     recognisable_secrets,
     scan_for_secrets,
 )
+from tests.support import BIN, ROOT, DagRunResult
 from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoEmulator
 
 SECRETS = recognisable_secrets()
@@ -274,7 +274,7 @@ class Sweep:
 
 
 @pytest.fixture(scope="module")
-def sweep(airflow_env, tmp_path_factory) -> Sweep:  # noqa: F811 - the imported fixture
+def sweep(airflow_env, tmp_path_factory) -> Sweep:
     dags = Path(airflow_env["AIRFLOW__CORE__DAGS_FOLDER"])
     shutil.copytree(ROOT / "dags_examples" / "data", dags / "data", dirs_exist_ok=True)
     env = {**airflow_env, "VEO_SAFETY_POLL_INTERVAL": "0.5"}
@@ -342,7 +342,7 @@ def test_the_sweep_exercised_every_example_and_every_failing_path(sweep):
 
 @pytest.mark.integration
 @pytest.mark.reliability
-def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airflow_env):  # noqa: F811
+def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airflow_env):
     home = Path(airflow_env["AIRFLOW_HOME"])
     texts = {f"output of {label}": out for label, out in sweep.outputs.items()}
     texts |= {"API access log": sweep.access_log, "API access log (401)": sweep.access_log_other}
@@ -357,7 +357,7 @@ def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airf
 
 @pytest.mark.integration
 @pytest.mark.reliability
-def test_the_scan_reads_the_real_airflow_schema(sweep, airflow_env, tmp_path):  # noqa: F811
+def test_the_scan_reads_the_real_airflow_schema(sweep, airflow_env, tmp_path):
     """A secret planted in a copy of the sweep's metadata DB is found in each table that held rows."""
     db = tmp_path / "copy.db"
     shutil.copy(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db", db)
