@@ -23,20 +23,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy veo_provider
 
+# The unit tier: no subprocess Airflow, no PostgreSQL or Redis; under 2 minutes on 2 cores.
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e"
 
+# Everything but the reliability tier: unit, integration (`airflow dags test`, the docs site, the
+# standalone benchmarks' smoke size) and e2e (one cluster per executor: tests/e2e/conftest.py).
 test: lint typecheck $(STAMP)
 	$(BIN)/pytest
 
 # The seeded fault campaign (docs/reliability.md): 200 DAG runs on a real Airflow (PostgreSQL,
 # two triggerers, LocalExecutor + a CeleryExecutor slice on Redis) under drawn faults; fails on any
 # duplicate, lost result, hung task, unexpected failure or secret hit. SEED=N RUNS=1 reruns one seed.
-# First the secrets sweep of every example DAG (pytest -m reliability; the campaign scans its own).
+# First the tests marked reliability: the secrets sweep of every example DAG (the campaign scans its
+# own), the benchmarks' smoke size on a real Airflow, and the campaign's seeded slice.
 SEED ?= 1000
 RUNS ?= 200
 test-reliability: $(STAMP)
-	$(BIN)/pytest -m reliability tests/reliability
+	$(BIN)/pytest -m reliability
 	$(BIN)/python -m tests.reliability.campaign --seed $(SEED) --runs $(RUNS)
 
 bench: $(STAMP)

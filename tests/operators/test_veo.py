@@ -330,7 +330,7 @@ def test_retry_with_the_same_request_resumes_but_a_changed_request_pays_for_a_ne
     assert post.call_count == 2 and changed.value.trigger.veo_task_id == "t-2"
 
 
-# ------------------------------------------------------- callbacks wake, the API decides (#12)
+# ------------------------------ callbacks wake, the API decides (a leaked URL can only wake a task)
 
 
 def wake(**kw):
@@ -560,7 +560,7 @@ def test_veo_tasks_retry_by_default_because_a_retry_is_free():
         assert mapped.retries == 5
 
 
-# ------------------------------------------------------------------ say only what is true (#10)
+# ------------------------------- say only what is true, and fail before paying for what cannot land
 
 
 def test_the_job_id_is_pushed_at_submission_and_the_video_keys_at_the_end(api, store):

@@ -1,4 +1,4 @@
-"""Download faults (issue 9, item 5): no file ever appears at ``output_path`` unless it is complete.
+"""Download faults: no file ever appears at ``output_path`` unless it is complete.
 
 Against the real emulator (its ``download_cut`` fault closes the connection mid-body, a real
 socket) and respx (bodies no real server sends): truncated bodies, connections dropped

@@ -1,4 +1,4 @@
-"""Hostile callbacks (issue 9, item 3): a property-based sweep of the receiver app with a FakeSink.
+"""Hostile callbacks (a leaked or guessed URL is the attack surface): a property-based sweep of the receiver app with a FakeSink.
 
 Every hostile request (forged, tampered, expired, oversized, deeply nested, non-JSON, wrong
 content type, wrong connection, repeated parameters, unicode ids, wrong method) is answered

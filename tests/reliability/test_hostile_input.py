@@ -1,4 +1,4 @@
-"""Hostile input (issue 9, item 4): fuzzed VeoOperator arguments are refused before any HTTP call.
+"""Hostile input (whatever a rendered template can produce): fuzzed VeoOperator arguments are refused before any HTTP call.
 
 Every bad value is refused with an ``AirflowFailException`` (or a ``ValueError`` when the DAG is
 parsed) whose message names the field, before any request (respx ``call_count == 0``) and

@@ -1,4 +1,4 @@
-"""The secrets sweep (issue 9, item 2): the scanner finds planted secrets in every kind of place, and
+"""The secrets sweep: the scanner finds planted secrets in every kind of place, and
 every example DAG, run with a recognisable token and callback secret, leaves none behind.
 
 The sweep runs each example with ``airflow dags test`` (as tests/integration does) plus failing
