@@ -4,13 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-reliability lint typecheck unit bench docs clean
+.PHONY: install demo test test-reliability lint typecheck unit bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
+
+install: $(STAMP)
 
 demo: $(STAMP)
 	VENV=$(VENV) bash dags_examples/demo.sh
@@ -27,10 +29,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e"
 
-# Everything but the reliability tier: unit, integration (`airflow dags test`, the docs site, the
-# standalone benchmarks' smoke size) and e2e (one cluster per executor: tests/e2e/conftest.py).
-test: lint typecheck $(STAMP)
-	$(BIN)/pytest
+# Everything but the reliability tier: the unit tier first (so CI prints its time on its own), then
+# integration (`airflow dags test`, the docs site, the standalone benchmarks' smoke size) and e2e
+# (one cluster per executor: tests/e2e/conftest.py).
+test: lint typecheck unit
+	$(BIN)/pytest -m "(integration or e2e) and not reliability"
 
 # The seeded fault campaign (docs/reliability.md): 200 DAG runs on a real Airflow (PostgreSQL,
 # two triggerers, LocalExecutor + a CeleryExecutor slice on Redis) under drawn faults; fails on any
