@@ -1,8 +1,9 @@
 """A real Airflow cluster (PostgreSQL) plus the emulator, started once per executor per test session.
 
 A test runs on the LocalExecutor unless it is marked ``@pytest.mark.executors("CeleryExecutor", ...)``:
-only what the executor changes (deferral and its resume, a killed worker, concurrent workers racing
-for the spending cap) needs the Celery worker, so every other test pays for one cluster, not two.
+only what the executor changes (how mapped tasks defer from a worker, how a killed worker is noticed,
+concurrent workers racing for the spending cap) needs the Celery worker, so every other test pays for
+one cluster, not two. The fault campaign (``make test-reliability``) runs both executors under faults.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ def _create_tables(engine: sa.Engine) -> sa.MetaData:
     return meta
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL variant is an integration test: `make unit` needs no database server.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def db_url(request, tmp_path) -> Iterator[str]:
     """A throwaway database with Airflow-like tables (SQLite file, or a PostgreSQL database dropped after)."""
     if request.param == "sqlite":
