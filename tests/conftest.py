@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 import respx
 from hypothesis import settings
 
-from tests.support import BASE_URL, BIN, ROOT, SECRET_TOKEN, DagRunResult, conn_json
+from tests.support import BASE_URL, BIN, SECRET_TOKEN, DagRunResult, conn_json, migrated_airflow_home
 from veo_provider.testing.fakes import FakeStore
 
 __all__ = ["BASE_URL", "SECRET_TOKEN", "conn_json"]  # still importable from here, as tests did
@@ -65,22 +64,7 @@ def store() -> FakeStore:
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory) -> dict[str, str]:
     """A migrated SQLite Airflow home whose DAGs folder holds the examples and the test DAGs."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    dags = home / "dags"
-    dags.mkdir()
-    for src in [*(ROOT / "dags_examples").glob("*.py"), *(ROOT / "tests" / "integration" / "dags").glob("*.py")]:
-        shutil.copy(src, dags)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "VEO_OUTPUT_DIR": str(home / "videos"),
-        "VEO_POLL_INTERVAL": "0.5",
-    }
-    migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
-    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
-    return env
+    return migrated_airflow_home(tmp_path_factory.mktemp("airflow-home"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,10 @@ cluster in ``veo_provider.testing.cluster``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -61,6 +64,25 @@ class Chunks(httpx.SyncByteStream):
 
     def __iter__(self):
         yield from self.it
+
+
+def migrated_airflow_home(home: Path) -> dict[str, str]:
+    """The environment of a migrated SQLite Airflow home whose DAGs are the examples and the test DAGs."""
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    for src in [*(ROOT / "dags_examples").glob("*.py"), *(ROOT / "tests" / "integration" / "dags").glob("*.py")]:
+        shutil.copy(src, dags)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "VEO_OUTPUT_DIR": str(home / "videos"),
+        "VEO_POLL_INTERVAL": "0.5",
+    }
+    migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    return env
 
 
 LAST_RUN = "SELECT run_id FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1"

@@ -36,7 +36,7 @@ from tests.reliability.secrets_scan import (
     recognisable_secrets,
     scan_for_secrets,
 )
-from tests.support import BIN, ROOT, DagRunResult
+from tests.support import BIN, ROOT, DagRunResult, migrated_airflow_home
 from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoEmulator
 
 SECRETS = recognisable_secrets()
@@ -272,6 +272,12 @@ class Sweep:
         self.results[label] = DagRunResult(
             proc.returncode, self.outputs[label], Path(env["AIRFLOW_HOME"]) / "airflow.db"
         )
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """An Airflow home of the sweep's own: what it scans is what its runs left, nothing else's."""
+    return migrated_airflow_home(tmp_path_factory.mktemp("secrets-airflow-home"))
 
 
 @pytest.fixture(scope="module")
