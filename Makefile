@@ -25,15 +25,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy veo_provider
 
-# The unit tier: no subprocess Airflow, no PostgreSQL or Redis; under 2 minutes on 2 cores.
-unit: $(STAMP)
-	$(BIN)/pytest -m "not integration and not e2e"
+# pytest-xdist workers for the unit and integration tiers (one per core; 0 runs in one process).
+PYTEST_WORKERS ?= 2
 
-# Everything but the reliability tier: the unit tier first (so CI prints its time on its own), then
-# integration (`airflow dags test`, the docs site, the standalone benchmarks' smoke size) and e2e
-# (one cluster per executor: tests/e2e/conftest.py).
+# The unit tier: no Airflow processes, no PostgreSQL or Redis; under 2 minutes on 2 cores.
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not integration and not e2e"
+
+# Everything but the reliability tier, each tier timed by its own pytest run: unit, integration
+# (`airflow dags test`, the docs site, the standalone benchmarks' smoke size; a file per worker, so
+# module fixtures start once) and e2e (one cluster at a time, one per executor: tests/e2e/conftest.py).
 test: lint typecheck unit
-	$(BIN)/pytest -m "(integration or e2e) and not reliability"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "integration and not reliability"
+	$(BIN)/pytest -m "e2e and not reliability"
 
 # The seeded fault campaign (docs/reliability.md): 200 DAG runs on a real Airflow (PostgreSQL,
 # two triggerers, LocalExecutor + a CeleryExecutor slice on Redis) under drawn faults; fails on any

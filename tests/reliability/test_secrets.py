@@ -41,6 +41,7 @@ from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoE
 
 SECRETS = recognisable_secrets()
 TOKEN, CALLBACK_SECRET = SECRETS["token"], SECRETS["callback_secret"]
+ENCODINGS = ("raw", "url-encoded", "base64", "partial (first 16 characters)")
 
 
 def where(hits: list[Hit]) -> set[str]:
@@ -72,6 +73,7 @@ def test_finds_a_secret_in_a_nested_log_file_and_a_gzipped_one(tmp_path):
         ("Authorization: Basic {}", "base64"),
         ("GET /api?token={}&x=1", "partial (first 16 characters)"),
     ],
+    ids=ENCODINGS,  # the token is drawn per run: the ids name the encoding only
 )
 def test_finds_a_secret_in_a_text_in_its_common_encodings(text, encoding):
     secret = CALLBACK_SECRET + "/+ é"  # characters that every encoding changes
