@@ -4,13 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-reliability lint typecheck unit bench docs clean ui-bundle
+.PHONY: install demo test test-reliability lint typecheck unit bench docs clean ui-bundle
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
+
+install: $(STAMP)
 
 demo: $(STAMP)
 	VENV=$(VENV) bash dags_examples/demo.sh
@@ -24,20 +26,29 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy veo_provider
 
-unit: $(STAMP)
-	$(BIN)/pytest -m "not integration and not e2e"
+# pytest-xdist workers for the unit and integration tiers (one per core; 0 runs in one process).
+PYTEST_WORKERS ?= 2
 
-test: lint typecheck $(STAMP)
-	$(BIN)/pytest
+# The unit tier: no Airflow processes, no PostgreSQL or Redis; under 2 minutes on 2 cores.
+unit: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not integration and not e2e"
+
+# Everything but the reliability tier, each tier timed by its own pytest run: unit, integration
+# (`airflow dags test`, the docs site, the standalone benchmarks' smoke size; a file per worker, so
+# module fixtures start once) and e2e (one cluster at a time, one per executor: tests/e2e/conftest.py).
+test: lint typecheck unit
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "integration and not reliability"
+	$(BIN)/pytest -m "e2e and not reliability"
 
 # The seeded fault campaign (docs/reliability.md): 200 DAG runs on a real Airflow (PostgreSQL,
 # two triggerers, LocalExecutor + a CeleryExecutor slice on Redis) under drawn faults; fails on any
 # duplicate, lost result, hung task, unexpected failure or secret hit. SEED=N RUNS=1 reruns one seed.
-# First the secrets sweep of every example DAG (pytest -m reliability; the campaign scans its own).
+# First the tests marked reliability: the secrets sweep of every example DAG (the campaign scans its
+# own), the benchmarks' smoke size on a real Airflow, and the campaign's seeded slice.
 SEED ?= 1000
 RUNS ?= 200
 test-reliability: $(STAMP)
-	$(BIN)/pytest -m reliability tests/reliability
+	$(BIN)/pytest -m reliability
 	$(BIN)/python -m tests.reliability.campaign --seed $(SEED) --runs $(RUNS)
 
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""One real Airflow (tests/e2e's AirflowCluster on PostgreSQL) plus one emulator, shared by figures 1-3.
+"""One real Airflow (veo_provider.testing.cluster on PostgreSQL) plus one emulator, shared by figures 1-3.
 
 Starting Airflow costs ~30 s on 2 cores, so ``python -m benchmarks`` starts it once and hands it
 to each cluster figure; run alone, a figure starts its own. The benchmark reads the metadata DB
@@ -24,7 +24,7 @@ import httpx
 import psutil
 
 from benchmarks._common import TOKEN
-from tests.e2e.cluster import BIN, PG_HOST, PG_PORT, PG_USER, AirflowCluster, postgres_unavailable
+from veo_provider.testing.cluster import BIN, PG_HOST, PG_PORT, PG_USER, AirflowCluster, postgres_unavailable
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
 
 __all__ = ["CALLBACK_SECRET", "BenchAirflow", "bench_airflow", "postgres_unavailable"]

@@ -90,7 +90,7 @@ class _Poller(threading.Thread):
     def run(self) -> None:
         import psycopg2
 
-        from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
+        from veo_provider.testing.cluster import PG_HOST, PG_PORT, PG_USER
 
         db = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=self.b.cluster.db)
         db.autocommit = True

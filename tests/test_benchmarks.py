@@ -1,8 +1,10 @@
-"""Every benchmark runs at its smoke size in the test suite, so a benchmark that breaks fails CI.
+"""Every benchmark runs at its smoke size in CI, so a benchmark that breaks fails CI.
 
 No timing is asserted (the figures live in benchmarks/, ``make bench``): only that each figure
-runs and prints its table and its one-line JSON summary. Figures 1-3 need a real Airflow on
-PostgreSQL; they share one cluster in one test, skipped (like tests/e2e) when PostgreSQL is absent.
+runs and prints its table and its one-line JSON summary. The standalone figures are subprocesses
+of a few seconds each (``make test``'s integration tier). Figures 1-3 need a real Airflow on
+PostgreSQL; they share one cluster of their own in one test of several minutes, so they run in
+``make test-reliability`` and skip (like tests/e2e) when PostgreSQL is absent.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import postgres_unavailable
+from veo_provider.testing.cluster import postgres_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDALONE = ["benchmarks.bench_parse", "benchmarks.bench_download", "benchmarks.bench_ratelimit"]
@@ -25,6 +27,7 @@ def _summary(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("module", STANDALONE)
 def test_benchmark_runs_at_its_smoke_size(module: str) -> None:
     proc = subprocess.run(
@@ -36,6 +39,7 @@ def test_benchmark_runs_at_its_smoke_size(module: str) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.reliability
 def test_airflow_benchmarks_run_at_their_smoke_size() -> None:
     """Figures 1-3 on one shared cluster, through ``python -m benchmarks``'s own code path."""
     if reason := postgres_unavailable():

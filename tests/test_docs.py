@@ -47,6 +47,7 @@ def _docs_toolchain_missing() -> str | None:
     return None
 
 
+@pytest.mark.integration  # a MkDocs subprocess of about a minute: `make test`, not `make unit`
 def test_the_site_builds_in_strict_mode_without_warnings(tmp_path):
     if reason := _docs_toolchain_missing():
         pytest.skip(reason)

@@ -12,7 +12,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 # The integration suite's `airflow dags test` fixtures (its conftest only serves tests/integration/).
-from tests.integration.conftest import BIN, _emulator, airflow_env, dags_test, emulator  # noqa: F401
+from tests.support import BIN
 from veo_provider.lineage import (
     VeoLineageMixin,
     asset_extra,

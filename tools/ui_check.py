@@ -1,6 +1,6 @@
 """Check the provider in Airflow's web UI, in a real (headless) browser.
 
-Starts the emulator and a real Airflow cluster on PostgreSQL (tests/e2e/cluster.py), drives the
+Starts the emulator and a real Airflow cluster on PostgreSQL (veo_provider/testing/cluster.py), drives the
 pages a user looks at with Playwright and Chromium, saves a screenshot of each, and exits 1 when
 a check fails (0 when all pass, 2 when it cannot run here)::
 
@@ -15,7 +15,7 @@ id is in the XCom tab while the task is deferred; task logs say what is happenin
 without one line per poll and without the API answer on one line.
 
 Environment: VEO_UI_CHROMIUM (default /usr/bin/chromium, else Playwright's own browser) and
-the VEO_E2E_PG_* variables of tests/e2e/cluster.py.
+the VEO_E2E_PG_* variables of veo_provider/testing/cluster.py.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.cluster import AirflowCluster, postgres_unavailable  # noqa: E402
+from veo_provider.testing.cluster import AirflowCluster, postgres_unavailable  # noqa: E402
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator  # noqa: E402
 
 DAILY, T2V = "veo_daily_prompts", "veo_text_to_video"

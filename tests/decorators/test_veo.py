@@ -8,23 +8,11 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import respx
 from airflow.sdk import DAG, task
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from tests.conftest import BASE_URL
-from tests.operators.test_veo import FakeStore
-
-
-@pytest.fixture
-def api(veo_conn):
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
-def unmapped(fn, **decorator_args):
-    with DAG("d_taskflow", schedule=None):
-        return task.veo(task_id="generate", **decorator_args)(fn)().operator
+from tests.support import unmapped
+from veo_provider.testing.fakes import FakeStore
 
 
 def test_the_function_returns_the_prompt_and_the_job_is_submitted_once(api):

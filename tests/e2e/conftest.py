@@ -1,4 +1,10 @@
-"""A real Airflow cluster (PostgreSQL) plus the emulator, started once per test session."""
+"""A real Airflow cluster (PostgreSQL) plus the emulator, started once per executor per test session.
+
+A test runs on the LocalExecutor unless it is marked ``@pytest.mark.executors("CeleryExecutor", ...)``:
+only what the executor changes (how mapped tasks defer from a worker, how a killed worker is noticed,
+concurrent workers racing for the spending cap) needs the Celery worker, so every other test pays for
+one cluster, not two. The fault campaign (``make test-reliability``) runs both executors under faults.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import AirflowCluster, free_port, postgres_unavailable, redis_unavailable
+from veo_provider.testing.cluster import AirflowCluster, free_port, postgres_unavailable, redis_unavailable
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLBACK_SECRET = "e2e-callback-secret-0123456789abcdef0123456789"
 
-pytestmark = pytest.mark.e2e
+DEFAULT_EXECUTORS = ("LocalExecutor",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cluster" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("executors")
+    executors = marker.args if marker else DEFAULT_EXECUTORS
+    metafunc.parametrize("cluster", executors, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +38,7 @@ def e2e_emulator():
     emu.stop()
 
 
-@pytest.fixture(scope="session", params=["LocalExecutor", "CeleryExecutor"])
+@pytest.fixture(scope="session")
 def cluster(request, tmp_path_factory, e2e_emulator):
     if reason := postgres_unavailable():
         pytest.skip(f"end-to-end tests need PostgreSQL: {reason}")

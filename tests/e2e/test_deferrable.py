@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The executor decides how deferrals leave and resume a worker, how a killed worker is noticed and
+# how many workers race for the cap at once: these run on the Celery worker, as platform teams do
+# (the fault campaign of `make test-reliability` kills LocalExecutor workers too).
+pytestmark = [pytest.mark.e2e, pytest.mark.executors("CeleryExecutor")]
 
 
 def test_three_mapped_videos_wait_concurrently_in_the_triggerer(cluster, emulator):

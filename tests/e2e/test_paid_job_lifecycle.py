@@ -1,4 +1,4 @@
-"""Issue #12 on a real Airflow: callbacks only wake, the API decides; recovery needs nobody."""
+"""A paid job's life on a real Airflow: callbacks only wake, the API decides; recovery needs nobody."""
 
 from __future__ import annotations
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The executor decides how deferrals leave and resume a worker, how a killed worker is noticed and
+# how many workers race for the cap at once: these run on the Celery worker, as platform teams do
+# (the fault campaign of `make test-reliability` kills LocalExecutor workers too).
+pytestmark = [pytest.mark.e2e, pytest.mark.executors("CeleryExecutor")]
 
 
 def test_a_daily_limit_of_two_pays_exactly_two_of_three_concurrent_tasks(cluster, emulator):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cluster import postgres_unavailable
+from veo_provider.testing.cluster import postgres_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

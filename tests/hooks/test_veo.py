@@ -12,7 +12,7 @@ import pytest
 import respx
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.conftest import BASE_URL, SECRET_TOKEN
+from tests.support import ASYNC_TEXT, BASE_URL, SECRET_TOKEN, Chunks
 from veo_provider.exceptions import (
     VeoAuthError,
     VeoBadRequestError,
@@ -28,23 +28,9 @@ from veo_provider.exceptions import (
 )
 from veo_provider.hooks.veo import VeoHook, shared_async_client
 from veo_provider.models import TaskState, build_request
+from veo_provider.testing.payloads import DONE
 
-DONE = {
-    "success": True,
-    "task_id": "t-1",
-    "trace_id": "tr-1",
-    "data": [
-        {
-            "id": "v-1",
-            "video_url": "https://cdn.example/v-1.mp4",
-            "created_at": "2025-07-25 16:07:43",
-            "complete_at": "2025-07-25 16:10:28",
-            "state": "succeeded",
-        }
-    ],
-}
 TEXT = build_request("videos", action="text2video", model="veo3", prompt="a mug")
-ASYNC_TEXT = build_request("videos", action="text2video", model="veo3", prompt="a mug", **{"async": True})
 
 
 def err(status: int, code: str, message: str = "boom", **headers: str) -> httpx.Response:
@@ -339,7 +325,7 @@ def test_failed_download_leaves_no_partial_file(hook, tmp_path):
 
     with respx.mock:
         route = respx.get("https://cdn.example/v.mp4").mock(
-            side_effect=lambda request: httpx.Response(200, stream=_Iter(broken()))
+            side_effect=lambda request: httpx.Response(200, stream=Chunks(broken()))
         )
         with pytest.raises(VeoTransportError):
             hook.download("https://cdn.example/v.mp4", tmp_path / "v.mp4")
@@ -365,7 +351,7 @@ def test_download_memory_stays_flat_for_a_large_body(hook, tmp_path):
 
     with respx.mock:
         respx.get("https://cdn.example/big.mp4").mock(
-            side_effect=lambda request: httpx.Response(200, stream=_Iter(body()))
+            side_effect=lambda request: httpx.Response(200, stream=Chunks(body()))
         )
         tracemalloc.start()
         try:
@@ -375,14 +361,6 @@ def test_download_memory_stays_flat_for_a_large_body(hook, tmp_path):
             tracemalloc.stop()
     assert Path(path).stat().st_size == size
     assert peak < 8 * 1024 * 1024, f"download held {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB body"
-
-
-class _Iter(httpx.SyncByteStream):
-    def __init__(self, it):
-        self.it = it
-
-    def __iter__(self):
-        yield from self.it
 
 
 # --------------------------------------------------------------------------- connection test
@@ -455,7 +433,7 @@ def test_test_connection_makes_one_attempt_with_short_timeouts(hook, api):
 
 def test_test_connection_never_names_airflows_temporary_connection_id(monkeypatch, api):
     """Airflow tests a connection under a random id: a message naming it confuses the user."""
-    from tests.conftest import conn_json
+    from tests.support import conn_json
 
     monkeypatch.setenv("AIRFLOW_CONN_TMPX7Q2", conn_json(token=""))
     ok, message = VeoHook("tmpx7q2").test_connection()

@@ -13,8 +13,7 @@ import respx
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.conftest import SECRET_TOKEN
-from tests.hooks.test_veo import ASYNC_TEXT, _Iter
+from tests.support import ASYNC_TEXT, SECRET_TOKEN, Chunks
 from veo_provider.exceptions import (
     VeoDownloadTooLarge,
     VeoError,
@@ -186,7 +185,7 @@ def test_two_parallel_downloads_to_one_target_end_with_one_whole_file(veo_conn, 
             for _ in range(size // chunk - 1):
                 yield letter * chunk
 
-        return httpx.Response(200, stream=_Iter(body()))
+        return httpx.Response(200, stream=Chunks(body()))
 
     target = tmp_path / "v.mp4"
     errors: list[BaseException] = []
@@ -220,7 +219,7 @@ def test_download_refused_before_streaming_when_content_length_is_over_the_defau
     with respx.mock:
         route = respx.get(CDN).mock(
             side_effect=lambda request: httpx.Response(
-                200, headers={"content-length": str(five_gib)}, stream=_Iter(never_read())
+                200, headers={"content-length": str(five_gib)}, stream=Chunks(never_read())
             )
         )
         with pytest.raises(VeoDownloadTooLarge) as info:
@@ -241,7 +240,7 @@ def test_download_aborted_mid_stream_when_bytes_pass_the_cap(veo_conn, tmp_path)
             yield b"x" * (256 * 1024)
 
     with respx.mock:
-        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, stream=_Iter(body())))
+        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, stream=Chunks(body())))
         with pytest.raises(VeoDownloadTooLarge, match="raise the connection extra max_download_mb") as info:
             VeoHook(retry_wait_initial=0.01).download(CDN, tmp_path / "v.mp4")
     assert len(pulled) <= 8, "stopped within one 1 MB read chunk past the cap, not at the end of 16 MB"
@@ -273,7 +272,7 @@ def test_error_mid_stream_keeps_the_old_target_and_leaves_no_temp_file(veo_conn,
         yield b"x" * (768 * 1024)
 
     with respx.mock:
-        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, stream=_Iter(body())))
+        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, stream=Chunks(body())))
         with pytest.raises(VeoTransportError if failure == "transport" else VeoDownloadTooLarge):
             VeoHook(retry_wait_initial=0.01).download(CDN, target)
     assert target.read_bytes() == b"the previous video"
@@ -315,7 +314,7 @@ def test_failed_download_to_an_object_store_leaves_no_key(veo_conn, memory_dir):
         with pytest.raises(VeoDownloadTooLarge):  # Content-Length lies low: caught by counting
             respx.get(CDN).mock(
                 side_effect=lambda request: httpx.Response(
-                    200, headers={"content-length": "10"}, stream=_Iter(iter([b"x" * (2 * MB)]))
+                    200, headers={"content-length": "10"}, stream=Chunks(iter([b"x" * (2 * MB)]))
                 )
             )
             VeoHook().download(CDN, str(memory_dir / "0.mp4"))

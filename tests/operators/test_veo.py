@@ -9,69 +9,15 @@ import pytest
 import respx
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from tests.conftest import BASE_URL
+from tests.support import ctx, op
 from veo_provider.exceptions import VeoJobFailedError, VeoModerationError
 from veo_provider.ledger import LEDGER_KEY
 from veo_provider.models import XCOM_KEYS
 from veo_provider.operators.veo import VeoOperator
 from veo_provider.resume_hold import RESUME_HOLD
+from veo_provider.testing.fakes import FakeStore, RecordingTI
+from veo_provider.testing.payloads import DONE, FAILED, RECORD_DONE, RUNNING
 from veo_provider.triggers.veo import VeoTrigger
-
-DONE = {
-    "success": True,
-    "task_id": "t-1",
-    "trace_id": "tr-1",
-    "data": [
-        {
-            "id": "v-1",
-            "video_url": "https://cdn.example/v-1.mp4",
-            "state": "succeeded",
-            "created_at": "2025-07-25 16:07:43",
-            "complete_at": "2025-07-25 16:10:28",
-        }
-    ],
-}
-RUNNING = {"id": "t-1", "response": {"success": True, "task_id": "t-1", "data": [{"state": "running"}]}}
-FAILED = {"id": "t-1", "response": {"success": False, "task_id": "t-1", "error": {"code": "x", "message": "y"}}}
-
-
-class FakeStore:
-    """The task state store's interface, in memory (as Airflow keeps it across tries)."""
-
-    def __init__(self, **values):
-        self.values = dict(values)
-        self.writes: list[tuple[str, object]] = []
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value, **_):
-        self.writes.append((key, value))
-        self.values[key] = value
-
-    def delete(self, key):
-        self.values.pop(key, None)
-
-
-def op(**kw) -> VeoOperator:
-    args = {"task_id": "veo", "prompt": "a mug", "model": "veo3", "poll_interval": 0.1, "first_poll_delay": 0}
-    return VeoOperator(**{**args, **kw})
-
-
-@pytest.fixture
-def api(veo_conn):
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def store():
-    return FakeStore()
-
-
-def ctx(store):
-    return {"task_state_store": store}
-
 
 # ------------------------------------------------------------------------ bad input, no HTTP
 
@@ -384,9 +330,7 @@ def test_retry_with_the_same_request_resumes_but_a_changed_request_pays_for_a_ne
     assert post.call_count == 2 and changed.value.trigger.veo_task_id == "t-2"
 
 
-# ------------------------------------------------------- callbacks wake, the API decides (#12)
-
-RECORD_DONE = {"id": "t-1", "response": DONE}
+# ------------------------------ callbacks wake, the API decides (a leaked URL can only wake a task)
 
 
 def wake(**kw):
@@ -616,16 +560,7 @@ def test_veo_tasks_retry_by_default_because_a_retry_is_free():
         assert mapped.retries == 5
 
 
-# ------------------------------------------------------------------ say only what is true (#10)
-
-
-class RecordingTI:
-    def __init__(self):
-        self.dag_id, self.run_id, self.task_id, self.map_index = "d", "r", "veo", -1
-        self.pushed: dict[str, object] = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value
+# ------------------------------- say only what is true, and fail before paying for what cannot land
 
 
 def test_the_job_id_is_pushed_at_submission_and_the_video_keys_at_the_end(api, store):

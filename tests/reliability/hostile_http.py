@@ -1,4 +1,4 @@
-"""Hostile requests against a live api-server's ``/veo`` routes (issue 9, item 3, over real HTTP).
+"""Hostile requests against a live api-server's ``/veo`` routes (the receiver app's sweep, over real HTTP).
 
 ``hostile_burst`` takes genuinely signed callback URLs (the emulator's jobs hold them), derives
 seeded hostile variants of each (forged, tampered, unsigned, expired, oversized, deeply nested,

@@ -1,4 +1,4 @@
-"""The secrets sweep (issue 9, item 2): find a token or secret wherever Airflow keeps what a run left.
+"""The secrets sweep: find a token or secret wherever Airflow keeps what a run left.
 
 ``scan_for_secrets(needles, log_dirs=..., db_url=..., texts=...)`` looks for each needle, in the
 encodings it could take on the way (raw, URL-encoded, JSON-escaped, base64 at any alignment, and a

@@ -1,4 +1,4 @@
-"""Download faults (issue 9, item 5): no file ever appears at ``output_path`` unless it is complete.
+"""Download faults: no file ever appears at ``output_path`` unless it is complete.
 
 Against the real emulator (its ``download_cut`` fault closes the connection mid-body, a real
 socket) and respx (bodies no real server sends): truncated bodies, connections dropped
@@ -22,13 +22,12 @@ import pytest
 import respx
 from airflow.sdk.exceptions import AirflowFailException
 
-from tests.conftest import SECRET_TOKEN
-from tests.hooks.test_veo import _Iter
-from tests.operators.test_veo import FakeStore, op
+from tests.support import SECRET_TOKEN, Chunks, op
 from veo_provider.exceptions import VeoDownloadTooLarge, VeoError, VeoTransportError
 from veo_provider.hooks import files
 from veo_provider.hooks.veo import VeoHook
 from veo_provider.ledger import LEDGER_KEY
+from veo_provider.testing.fakes import FakeStore
 
 MB = 1024 * 1024
 CDN = "https://cdn.example/v.mp4"
@@ -163,7 +162,7 @@ def test_a_stream_that_passes_the_cap_is_cut_whatever_its_content_length_says(
             yield b"x" * (256 * 1024)
 
     with respx.mock:
-        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, headers=headers, stream=_Iter(body())))
+        respx.get(CDN).mock(side_effect=lambda request: httpx.Response(200, headers=headers, stream=Chunks(body())))
         with pytest.raises(VeoDownloadTooLarge):
             fast_hook().download(CDN, target)
     assert len(pulled) <= 8 and target.read_bytes() == PREVIOUS and listing(tmp_path) == ["v.mp4"]
@@ -192,7 +191,7 @@ def test_a_stream_dropped_mid_body_leaves_no_file(veo_conn: Any, tmp_path: Path,
     with respx.mock:
         route = respx.get(CDN).mock(
             side_effect=lambda request: httpx.Response(
-                200, headers={"content-type": "video/mp4", "content-length": str(3 * MB)}, stream=_Iter(body())
+                200, headers={"content-type": "video/mp4", "content-length": str(3 * MB)}, stream=Chunks(body())
             )
         )
         with pytest.raises(VeoTransportError):
@@ -311,7 +310,7 @@ def test_a_body_shorter_than_its_content_length_leaves_no_file(veo_conn: Any, tm
             side_effect=lambda request: httpx.Response(
                 200,
                 headers={"content-type": "video/mp4", "content-length": str(2 * MB)},
-                stream=_Iter(iter([b"x" * received])),
+                stream=Chunks(iter([b"x" * received])),
             )
         )
         with pytest.raises(VeoError):

@@ -1,4 +1,4 @@
-"""Hostile callbacks (issue 9, item 3): a property-based sweep of the receiver app with a FakePort.
+"""Hostile callbacks (a leaked or guessed URL is the attack surface): a property-based sweep of the receiver app with a FakePort.
 
 Every hostile request (forged, tampered, expired, oversized, deeply nested, non-JSON, wrong
 content type, wrong connection, repeated parameters, unicode ids, wrong method) is answered
@@ -42,9 +42,8 @@ from veo_provider.callbacks.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from veo_provider.callbacks.signing import CALLBACK_PARAMS, SIGNATURE_PARAM
 from veo_provider.ledger import LEDGER_KEY, STORED_CALLBACK_KEY
 
-#: Modest, so the whole file runs in well under a minute on 2 cores.
+#: The number of examples is the Hypothesis profile's (tests/conftest.py: a few locally, 200 in CI).
 SWEEP = settings(
-    max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

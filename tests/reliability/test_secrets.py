@@ -1,4 +1,4 @@
-"""The secrets sweep (issue 9, item 2): the scanner finds planted secrets in every kind of place, and
+"""The secrets sweep: the scanner finds planted secrets in every kind of place, and
 every example DAG, run with a recognisable token and callback secret, leaves none behind.
 
 The sweep runs each example with ``airflow dags test`` (as tests/integration does) plus failing
@@ -27,7 +27,6 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy.dialects import postgresql
 
-from tests.integration.conftest import BIN, ROOT, DagRunResult, airflow_env  # noqa: F401 - a fixture
 from tests.reliability.secrets_scan import (
     UNDECRYPTABLE,
     Hit,
@@ -37,10 +36,12 @@ from tests.reliability.secrets_scan import (
     recognisable_secrets,
     scan_for_secrets,
 )
+from tests.support import BIN, ROOT, DagRunResult, migrated_airflow_home
 from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoEmulator
 
 SECRETS = recognisable_secrets()
 TOKEN, CALLBACK_SECRET = SECRETS["token"], SECRETS["callback_secret"]
+ENCODINGS = ("raw", "url-encoded", "base64", "partial (first 16 characters)")
 
 
 def where(hits: list[Hit]) -> set[str]:
@@ -72,6 +73,7 @@ def test_finds_a_secret_in_a_nested_log_file_and_a_gzipped_one(tmp_path):
         ("Authorization: Basic {}", "base64"),
         ("GET /api?token={}&x=1", "partial (first 16 characters)"),
     ],
+    ids=ENCODINGS,  # the token is drawn per run: the ids name the encoding only
 )
 def test_finds_a_secret_in_a_text_in_its_common_encodings(text, encoding):
     secret = CALLBACK_SECRET + "/+ é"  # characters that every encoding changes
@@ -145,7 +147,8 @@ def _create_tables(engine: sa.Engine) -> sa.MetaData:
     return meta
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL variant is an integration test: `make unit` needs no database server.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def db_url(request, tmp_path) -> Iterator[str]:
     """A throwaway database with Airflow-like tables (SQLite file, or a PostgreSQL database dropped after)."""
     if request.param == "sqlite":
@@ -274,7 +277,13 @@ class Sweep:
 
 
 @pytest.fixture(scope="module")
-def sweep(airflow_env, tmp_path_factory) -> Sweep:  # noqa: F811 - the imported fixture
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """An Airflow home of the sweep's own: what it scans is what its runs left, nothing else's."""
+    return migrated_airflow_home(tmp_path_factory.mktemp("secrets-airflow-home"))
+
+
+@pytest.fixture(scope="module")
+def sweep(airflow_env, tmp_path_factory) -> Sweep:
     dags = Path(airflow_env["AIRFLOW__CORE__DAGS_FOLDER"])
     shutil.copytree(ROOT / "dags_examples" / "data", dags / "data", dirs_exist_ok=True)
     env = {**airflow_env, "VEO_SAFETY_POLL_INTERVAL": "0.5"}
@@ -342,7 +351,7 @@ def test_the_sweep_exercised_every_example_and_every_failing_path(sweep):
 
 @pytest.mark.integration
 @pytest.mark.reliability
-def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airflow_env):  # noqa: F811
+def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airflow_env):
     home = Path(airflow_env["AIRFLOW_HOME"])
     texts = {f"output of {label}": out for label, out in sweep.outputs.items()}
     texts |= {"API access log": sweep.access_log, "API access log (401)": sweep.access_log_other}
@@ -357,7 +366,7 @@ def test_no_secret_in_logs_metadata_db_outputs_or_the_api_access_log(sweep, airf
 
 @pytest.mark.integration
 @pytest.mark.reliability
-def test_the_scan_reads_the_real_airflow_schema(sweep, airflow_env, tmp_path):  # noqa: F811
+def test_the_scan_reads_the_real_airflow_schema(sweep, airflow_env, tmp_path):
     """A secret planted in a copy of the sweep's metadata DB is found in each table that held rows."""
     db = tmp_path / "copy.db"
     shutil.copy(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db", db)

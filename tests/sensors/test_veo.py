@@ -6,43 +6,30 @@ import time
 
 import httpx
 import pytest
-import respx
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
-from tests.conftest import BASE_URL
 from veo_provider.exceptions import VeoJobFailedError
 from veo_provider.models import XCOM_KEYS
 from veo_provider.resume_hold import RESUME_HOLD
 from veo_provider.sensors.veo import VeoSensor
+from veo_provider.testing.payloads import DONE, RECORD_DONE, VIDEO_URL
 from veo_provider.triggers.veo import VeoTrigger
-
-DONE = {
-    "success": True,
-    "task_id": "t-1",
-    "data": [{"id": "v", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
-}
 
 
 def sensor(**kw) -> VeoSensor:
     return VeoSensor(**{"task_id": "wait", "veo_task_id": "t-1", **kw})
 
 
-@pytest.fixture
-def api(veo_conn):
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
 def test_poke_is_false_while_running_and_returns_the_result_when_done(api):
     api.post("/veo/tasks").mock(
-        side_effect=[httpx.Response(200, json={"id": "t-1"}), httpx.Response(200, json={"id": "t-1", "response": DONE})]
+        side_effect=[httpx.Response(200, json={"id": "t-1"}), httpx.Response(200, json=RECORD_DONE)]
     )
     s = sensor(deferrable=False)
     assert s.poke({}) is False
     done = s.poke({})
     assert isinstance(done, PokeReturnValue) and done.is_done
-    assert tuple(done.xcom_value) == XCOM_KEYS and done.xcom_value["video_url"] == "https://cdn.example/v.mp4"
+    assert tuple(done.xcom_value) == XCOM_KEYS and done.xcom_value["video_url"] == VIDEO_URL
 
 
 def test_poke_fails_on_an_api_side_failure(api):
@@ -65,12 +52,13 @@ def test_deferrable_by_default_with_a_deadline_from_timeout(api):
 
 def test_a_finished_job_is_returned_without_deferring(api):
     """A deferral would only add a resume for Airflow's race to fail (apache/airflow#72716)."""
-    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json={"id": "t-1", "response": DONE}))
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RECORD_DONE))
     result = sensor().execute({})
-    assert result["state"] == "succeeded" and result["video_url"] == "https://cdn.example/v.mp4"
+    assert result["state"] == "succeeded" and result["video_url"] == VIDEO_URL
 
 
-def test_a_failed_job_fails_at_once_and_a_transient_error_defers(api):
+def test_a_failed_job_fails_at_once_and_a_transient_error_defers(api, veo_conn):
+    veo_conn(max_retries=1)  # the transient error is not worth retrying here: the wait would retry it
     failed = {"id": "t-1", "response": {"success": False, "error": {"code": "forbidden", "message": "moderation"}}}
     api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=failed))
     with pytest.raises(VeoJobFailedError, match="forbidden: moderation"):

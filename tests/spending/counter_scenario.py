@@ -49,9 +49,7 @@ def write_files(home: Path) -> None:
         "    def execute(self, context):\n        return None\n\n\n"
         f'with DAG("{DAG_ID}", schedule=None):\n{tasks}\n'
     )
-    (home / "plugins" / "veo_callbacks.py").write_text(
-        "from veo_provider.plugin import VeoPlugin  # noqa: F401\n"
-    )
+    (home / "plugins" / "veo_callbacks.py").write_text("from veo_provider.plugin import VeoPlugin  # noqa: F401\n")
 
 
 def ledger_of(task_id: str) -> dict[str, Any]:

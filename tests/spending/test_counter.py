@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
-from tests.e2e.cluster import admin_sql as _pg_admin
 from tests.spending.counter_scenario import RACES, RETENTION_CASES
+from veo_provider.testing.cluster import PG_HOST, PG_PORT, PG_USER
+from veo_provider.testing.cluster import admin_sql as _pg_admin
 
 pytestmark = pytest.mark.integration
 

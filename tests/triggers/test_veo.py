@@ -7,22 +7,13 @@ import time
 
 import httpx
 import pytest
-import respx
 
-from tests.conftest import BASE_URL, SECRET_TOKEN
+from tests.support import SECRET_TOKEN
+from veo_provider.testing import payloads
+from veo_provider.testing.payloads import RUNNING, VIDEO_URL, record
 from veo_provider.triggers.veo import VeoTrigger
 
-RUNNING = {"id": "t-1", "response": {"success": True, "task_id": "t-1", "data": [{"id": "v", "state": "running"}]}}
-DONE = {
-    "id": "t-1",
-    "trace_id": "tr-1",
-    "response": {
-        "success": True,
-        "veo_task_id": "t-1",
-        "trace_id": "tr-1",
-        "data": [{"id": "v-1", "video_url": "https://cdn.example/v.mp4", "state": "succeeded"}],
-    },
-}
+DONE = record(payloads.DONE, trace_id="tr-1")
 FAILED = {
     "id": "t-1",
     "response": {"success": False, "task_id": "t-1", "error": {"code": "forbidden", "message": "moderation"}},
@@ -48,18 +39,17 @@ async def events(trig: VeoTrigger) -> list[dict]:
     return [e.payload async for e in trig.run()]
 
 
-@pytest.fixture
-def api(veo_conn):
+@pytest.fixture(autouse=True)
+def _one_attempt_per_read(veo_conn):
+    """The trigger's own loop retries; the hook's retries would only slow these tests down."""
     veo_conn(max_retries=1)
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
 
 
 async def test_success_event_carries_the_parsed_result(api):
     route = api.post("/veo/tasks").mock(side_effect=[batch({"id": "t-1"}), batch(RUNNING), batch(DONE)])
     [event] = await events(trigger())
     assert event["status"] == "success"
-    assert event["result"]["data"][0]["video_url"] == "https://cdn.example/v.mp4"
+    assert event["result"]["data"][0]["video_url"] == VIDEO_URL
     assert event["trace_id"] == "tr-1" and event["veo_task_id"] == "t-1"
     assert route.call_count == 3
     assert json.loads(route.calls.last.request.content) == {"ids": ["t-1"], "action": "retrieve_batch"}

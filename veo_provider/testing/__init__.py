@@ -2,7 +2,9 @@
 
 The emulator pulls in FastAPI (and uvicorn when served), so it is only imported when first used.
 The pytest fixtures are opt-in: ``pytest -p veo_provider.testing.pytest_plugin``, or
-``pytest_plugins = ["veo_provider.testing.pytest_plugin"]`` in a ``conftest.py``.
+``pytest_plugins = ["veo_provider.testing.pytest_plugin"]`` in a ``conftest.py``. Beside them:
+``payloads`` (the API's answers, for respx-mocked tests), ``fakes`` (an in-memory task state
+store and task instance) and ``cluster`` (a real Airflow on PostgreSQL for end-to-end tests).
 """
 
 from __future__ import annotations

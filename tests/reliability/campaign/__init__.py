@@ -1,4 +1,4 @@
-"""The seeded fault campaign (issue 9, item 1): hundreds of DAG runs on a real Airflow 3.3 cluster
+"""The seeded fault campaign: hundreds of DAG runs on a real Airflow 3.3 cluster
 (api-server, scheduler, dag-processor, two triggerers, PostgreSQL; LocalExecutor and a
 CeleryExecutor slice) under drawn faults, judged for duplicates, lost results and hung tasks.
 

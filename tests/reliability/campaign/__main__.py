@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.e2e.cluster import postgres_unavailable, redis_unavailable
 from tests.reliability.campaign.campaign import plans_for, run_campaign
+from veo_provider.testing.cluster import postgres_unavailable, redis_unavailable
 
 EXECUTOR_NAMES = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 

@@ -28,7 +28,7 @@ EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 #: Signed callback URLs (of finished tasks) each cluster's hostile burst is derived from.
 HOSTILE_TARGETS = 6
 
-try:  # SECRET-HITS HOOK: the sweep of tests/reliability/secrets_scan.py (issue 9, item 2)
+try:  # the secrets sweep of tests/reliability/secrets_scan.py: a leaked token fails the campaign too
     from tests.reliability.secrets_scan import format_hits, recognisable_secrets, scan_for_secrets
 except ImportError:  # not there yet: the table says "not scanned"
     scan_for_secrets = None  # type: ignore[assignment]

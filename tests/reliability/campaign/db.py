@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from tests.e2e.cluster import PG_HOST, PG_PORT, PG_USER
 from tests.reliability.campaign.verify import loads
+from veo_provider.testing.cluster import PG_HOST, PG_PORT, PG_USER
 
 __all__ = ["Db", "TiRow"]
 

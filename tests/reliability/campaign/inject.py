@@ -21,9 +21,9 @@ from tests.reliability.campaign.dags.veo_campaign_dags import marker
 from tests.reliability.campaign.procs import kill_task, runner_pids
 
 if TYPE_CHECKING:
-    from tests.e2e.cluster import AirflowCluster
     from tests.reliability.campaign.db import Db
     from tests.reliability.campaign.runner import ActiveRun
+    from veo_provider.testing.cluster import AirflowCluster
     from veo_provider.testing.emulator import Job
 
 __all__ = ["Chaos", "KillOrder", "Killer", "forge_callbacks", "job_of"]

@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.cluster import AirflowCluster
 from tests.reliability.campaign.dags.veo_campaign_dags import marker
 from tests.reliability.campaign.db import Db, TiRow
 from tests.reliability.campaign.inject import FORGED_EXPECTED, Chaos, Killer, forge_callbacks, job_of
 from tests.reliability.campaign.plan import ANSWER_LOSING, CALLBACK, KILL_FAULTS, RunPlan, emulator_faults
 from tests.reliability.campaign.verify import TERMINAL, TaskFacts, TaskVerdict, classify
+from veo_provider.testing.cluster import AirflowCluster
 from veo_provider.testing.emulator import EmulatorConfig, Job, VeoEmulator, mp4_length, sample_mp4
 
 __all__ = ["ActiveRun", "ClusterRun", "RunResult", "Slot"]

@@ -1,8 +1,9 @@
 """The fault campaign: its plans are reproducible, its verdicts are right, and a seeded slice runs.
 
-The slice (marker ``e2e``) runs six seeds at once on a real Airflow cluster (api-server, scheduler,
-dag-processor, two triggerers, PostgreSQL, LocalExecutor), one of them with a triggerer SIGKILLed
-while its jobs wait; the full campaign is ``make test-reliability``.
+The slice (markers ``e2e`` and ``reliability``: it runs in ``make test-reliability``, before the
+full campaign) runs six seeds at once on a cluster of its own (api-server, scheduler, dag-processor,
+two triggerers, PostgreSQL, LocalExecutor), one of them with a triggerer SIGKILLed while its jobs
+wait. Its assertions name each fault it must have injected; the full campaign only counts them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import time
 
 import pytest
 
-from tests.e2e.cluster import postgres_unavailable
 from tests.reliability.campaign.campaign import plans_for, run_campaign
 from tests.reliability.campaign.lag import deferral_lags, describe_lags
 from tests.reliability.campaign.plan import CLUSTER_FAULTS, FAULTS, draw, emulator_faults
 from tests.reliability.campaign.report import MUST_BE_ZERO
 from tests.reliability.campaign.verify import TaskFacts, classify
+from veo_provider.testing.cluster import postgres_unavailable
 from veo_provider.testing.emulator import EmulatorConfig, Faults, Job, VeoEmulator
 
 #: Six seeds covering a triggerer kill, forged callbacks, a dropped answer, a kill during the submit,
@@ -147,6 +148,7 @@ def test_deferral_lag_pairs_each_deferral_with_the_schedulers_next_event_of_that
 
 
 @pytest.mark.e2e
+@pytest.mark.reliability
 def test_seeded_slice_on_a_real_cluster(tmp_path) -> None:
     if reason := postgres_unavailable():
         pytest.skip(f"the fault campaign needs PostgreSQL: {reason}")

@@ -9,10 +9,10 @@ import pytest
 import respx
 from airflow.sdk.exceptions import TaskDeferred
 
-from tests.conftest import BASE_URL
-from tests.operators.test_veo import FakeStore, op
+from tests.support import BASE_URL, op
 from veo_provider.ledger import LEDGER_KEY
 from veo_provider.operators import resume
+from veo_provider.testing.fakes import FakeStore
 
 
 class UnreachableStore(FakeStore):

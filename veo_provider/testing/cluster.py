@@ -1,9 +1,14 @@
-"""A real Airflow (api-server, scheduler, dag-processor, triggerer(s), LocalExecutor) on PostgreSQL.
+"""A real Airflow cluster on PostgreSQL for end-to-end tests: every component as its own process.
 
-Used by the end-to-end tests: it is the only way to see a deferred task resumed by a callback,
-a triggerer running many waits at once, or a retry after a worker process was killed.
+api-server, scheduler, dag-processor, triggerer(s) and, with ``executor="CeleryExecutor"``, a Celery
+worker on Redis. It is the only way to see a deferred task resumed by a callback, a triggerer running
+many waits at once, or a retry after a worker process was killed; this provider's end-to-end tests,
+benchmarks and UI check use it, and so can your own DAG tests (``running_cluster(home, dags)``).
 ``triggerers=2`` runs two triggerers (``triggerer-1``, ``triggerer-2``) for HA tests; ``kill()``
 and ``restart()`` crash and bring back one component (the fault campaign's cluster-wide faults).
+PostgreSQL and Redis are found through ``VEO_E2E_PG_HOST/PORT/USER`` and ``VEO_E2E_REDIS_HOST/PORT``
+(default: 127.0.0.1, user ``postgres``); it needs ``psycopg2`` and, for Celery, ``redis`` (the
+``test`` extra). No pytest here: benchmarks and tools import it outside any test run.
 """
 
 from __future__ import annotations

@@ -6,14 +6,9 @@ import pytest
 
 from veo_provider.models import LedgerEntry, StoredCallback, TaskRecord, TaskState, VeoEvent, decide_state
 from veo_provider.models.records import VEO_TRIGGER_CLASSPATH
+from veo_provider.testing.payloads import DONE, VIDEO_URL
 
 KEY = "k" * 32
-DONE = {
-    "success": True,
-    "task_id": "job-1",
-    "trace_id": "tr",
-    "data": [{"id": "v", "video_url": "https://x/v.mp4", "state": "succeeded"}],
-}
 
 
 def record(callback_url: str | None, job: str = "job-1") -> TaskRecord:
@@ -62,7 +57,7 @@ def test_a_stored_callback_keeps_the_claimed_state_and_a_hash_never_the_body() -
     body = b'{"success": true}'
     d = StoredCallback.of(KEY, body, "job-1", decide_state(DONE))
     assert d.claimed_state == "succeeded" and d.claims_done
-    assert "https://x/v.mp4" not in str(d.dump()) and d.dump()["task_id"] == "job-1"
+    assert VIDEO_URL not in str(d.dump()) and d.dump()["task_id"] == "job-1"
     assert d.same_as(StoredCallback.of(KEY, body, "job-1", decide_state(DONE)))
     assert not d.same_as(StoredCallback.of(KEY, b"{}", "job-1", decide_state(DONE)))
     running = StoredCallback.of(KEY, b"{}", "job-1", decide_state({"task_id": "job-1", "data": [{"state": "running"}]}))
@@ -81,7 +76,7 @@ def test_poll_event_round_trips_and_carries_the_deadline() -> None:
     )
     ev = VeoEvent.read(payload)
     assert ev.deadline == 5.0 and ev.job_status().state is TaskState.SUCCEEDED
-    assert ev.job_status().video_url == "https://x/v.mp4"
+    assert ev.job_status().video_url == VIDEO_URL
 
 
 def test_callback_event_is_a_wake_up_that_carries_only_ids() -> None:
