@@ -6,11 +6,6 @@ PostgreSQL when reachable, where the TI row lock is a real ``SELECT ... FOR UPDA
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,60 +13,24 @@ from typing import Any
 import pytest
 
 from tests.callbacks.airflow_port_scenario import LOST
+from tests.metadata_db import run_scenario, throwaway_database
 from veo_provider.models import VeoEvent
-from veo_provider.testing.cluster import PG_HOST, PG_PORT, PG_USER
-from veo_provider.testing.cluster import admin_sql as _pg_admin
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("airflow_port_scenario.py")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: Airflow's default SQLite file in the temp AIRFLOW_HOME."""
-    if request.param == "sqlite":
-        yield None
-        return
-    try:
-        db = f"veo_cb_{secrets.token_hex(4)}"
-        _pg_admin(f"CREATE DATABASE {db}")
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_USER}@{PG_HOST}:{PG_PORT} ({type(exc).__name__})")
-    try:
-        yield f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
-    finally:
-        _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    with throwaway_database(request.param, "veo_cb") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> tuple[dict[str, Any], str]:
     """One run per database; the tests below read its result."""
-    tmp_path = tmp_path_factory.mktemp("callback-scenario")
-    home = tmp_path / "airflow-home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-    )
-    if database_url:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCENARIO), str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    logs = proc.stdout + proc.stderr
-    if proc.returncode:
-        pytest.fail(f"scenario failed (rc={proc.returncode}):\n{logs[-6000:]}")
-    return json.loads(out.read_text()), logs
+    return run_scenario(SCENARIO, tmp_path_factory.mktemp("callback-scenario"), database_url, timeout=300)
 
 
 def test_callback_is_stored_and_resumes_the_deferred_task(scenario: tuple[dict[str, Any], str]) -> None:

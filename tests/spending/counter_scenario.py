@@ -17,6 +17,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.metadata_db import create_dag_run
+
 DAG_ID = "veo_cap_scenario"
 RUN_ID = "manual__cap_scenario"
 SECRET = "scenario-spending-cap-secret-0123456789abcdef"
@@ -67,43 +69,13 @@ def ledger_of(task_id: str) -> dict[str, Any]:
 def setup_database() -> dict[str, str]:
     """Migrate, sync the DAG, create its run with every TI running (but ``done``) and its ledger; the TI ids."""
     from airflow._shared.state import TaskScope
-    from airflow._shared.timezones import timezone as af_tz
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    from airflow.models.dagbag import DBDagBag
-    from airflow.models.dagrun import get_or_create_dagrun
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.state import get_state_backend
-    from airflow.utils.db import initdb
     from airflow.utils.session import create_session
-    from airflow.utils.types import DagRunTriggeredByType
     from sqlalchemy import select
 
-    initdb()
-    manager = DagBundlesManager()
+    create_dag_run(DAG_ID, RUN_ID)
     with create_session() as session:
-        manager.sync_bundles_to_db(session=session)
-    for bundle in manager.get_all_dag_bundles():
-        if not bundle.is_initialized:
-            bundle.initialize()
-        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
-    with create_session() as session:
-        dag = DBDagBag().get_latest_version_of_dag(DAG_ID, session=session)
-        assert dag is not None, "the scenario DAG was not synced"
-        now = af_tz.utcnow()
-        get_or_create_dagrun(
-            dag=dag,
-            run_id=RUN_ID,
-            logical_date=None,
-            data_interval=None,
-            run_after=now,
-            conf=None,
-            triggered_by=DagRunTriggeredByType.TEST,
-            triggering_user_name="scenario",
-            start_date=now,
-            session=session,
-        )
         backend = get_state_backend()
         ids = {}
         for ti in session.scalars(select(TI).where(TI.dag_id == DAG_ID)):

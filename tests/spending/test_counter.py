@@ -6,11 +6,6 @@ when reachable at 127.0.0.1:5432 in a throwaway database).
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,61 +13,27 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.metadata_db import run_scenario, throwaway_database
 from tests.spending.counter_scenario import RACES, RETENTION_CASES
-from veo_provider.testing.cluster import PG_HOST, PG_PORT, PG_USER
-from veo_provider.testing.cluster import admin_sql as _pg_admin
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("counter_scenario.py")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: Airflow's default SQLite file in the temp AIRFLOW_HOME."""
-    if request.param == "sqlite":
-        yield None
-        return
-    db = f"veo_cap_{secrets.token_hex(4)}"
-    try:
-        _pg_admin(f"CREATE DATABASE {db}")
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_USER}@{PG_HOST}:{PG_PORT} ({type(exc).__name__})")
-    try:
-        yield f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
-    finally:
-        _pg_admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    with throwaway_database(request.param, "veo_cap") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory, database_url: str | None) -> dict[str, Any]:
     """One run per database; the tests below read its result."""
-    tmp_path = tmp_path_factory.mktemp("cap-scenario")
-    home = tmp_path / "airflow-home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            # Counters are then stored encrypted: the compare-and-set compares what is stored.
-            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
-    )
-    if database_url:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
-    out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCENARIO), str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    if proc.returncode:
-        pytest.fail(f"scenario failed (rc={proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
-    return json.loads(out.read_text())
+    # Counters are then stored encrypted: the compare-and-set compares what is stored.
+    env = {"AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
+    result, _ = run_scenario(SCENARIO, tmp_path_factory.mktemp("cap-scenario"), database_url, env=env)
+    return result
 
 
 def _counter(result: dict[str, Any], conn_id: str) -> dict[str, Any]:
