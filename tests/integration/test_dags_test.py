@@ -93,7 +93,7 @@ def test_a_connection_kept_only_in_the_metadata_db_works_for_the_wait(airflow_en
     """`airflow connections add` (the quickstart's way): the inline trigger used to miss it after paying."""
     import subprocess
 
-    from tests.integration.conftest import BIN
+    from tests.support import BIN
 
     airflow = str(BIN / "airflow")
     subprocess.run([airflow, "connections", "delete", "veo_db_only"], env=airflow_env, capture_output=True)
