@@ -1,6 +1,6 @@
 """VeoOperator: one DAG step that turns a prompt or images into a video, paying once.
 
-Import stays cheap at DAG-parse time: the hook (httpx) and the trigger are imported in execute().
+Cheap to import at DAG-parse time: the methods that run the task import the pydantic models and httpx.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFA
 from veo_provider.runtime import default_deferrable
 from veo_provider.spending.limits import check_limit
 
-# Parsing a DAG file imports this module: what builds pydantic models (the models, the ledger,
-# the spending client, the resume rules) or needs httpx (the hook, the trigger) is imported by
-# the methods that run the task.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -434,8 +431,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
         from veo_provider.ledger import Ledger
-        from veo_provider.models import result_to_xcom
-        from veo_provider.models.records import SENT_KEYS
+        from veo_provider.models.records import SENT_KEYS, result_to_xcom
 
         entry = Ledger(context.get("task_state_store")).get()
         if entry is not None and entry.sent is not None:
