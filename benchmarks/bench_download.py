@@ -93,7 +93,7 @@ def run(smoke: bool) -> Summary:
     mb_s = {k: r["bytes"] / r["seconds"] / 1e6 for k, r in best.items()}
     growth = max(r["rss_growth_mb"] for r in results["ours"])
     summary = Summary(
-        4, f"download {size['bytes'] >> 20} MiB to disk", "raw httpx stream", "smoke" if smoke else "full"
+        4, f"download {size['bytes'] >> 20} MiB to disk", "raw httpx stream + fsync", "smoke" if smoke else "full"
     )
     fsynced = mb_s["raw+fsync"]
     summary.rows = [
