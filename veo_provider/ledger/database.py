@@ -49,9 +49,11 @@ def create_session() -> Iterator[Session]:
 
 def _metastore_backend() -> bool:
     """True when the task state store is Airflow's metadata-database backend (the default)."""
-    from airflow.state import get_state_backend
-    from airflow.state.metastore import MetastoreBackend
-
+    try:
+        from airflow.state import get_state_backend
+        from airflow.state.metastore import MetastoreBackend
+    except ImportError:  # no task state store in this Airflow
+        return False
     return type(get_state_backend()) is MetastoreBackend
 
 
