@@ -1,10 +1,11 @@
 """Figure 4: a 1 GiB video streamed to disk by VeoHook.download vs raw httpx streaming of the same URL.
 
-The hook adds a size cap, a temporary sibling renamed into place and retries; none of that may
-cost throughput (target >= 0.9x raw) or memory (<= 50 MB RSS growth: the video is never held).
-Each download runs in its own fresh subprocess (so RSS is its own, sampled every 20 ms) against
-the emulator in this process; the sides alternate, and the best of each is kept. For context, raw
-httpx plus one ``fsync`` (the durability the hook buys before renaming the file into place).
+The hook adds a size cap, a temporary sibling renamed into place, one ``fsync`` before the rename
+(durability: the file is on disk before it takes its name) and retries. The target is set against
+raw httpx streaming plus the same ``fsync`` (>= 0.95x), and memory (<= 50 MB RSS growth: the video
+is never held). Each download runs in its own fresh subprocess (so RSS is its own, sampled every
+20 ms) against the emulator in this process; the sides alternate, and the best of each is kept.
+For context, raw httpx streaming without the ``fsync``.
 
     python -m benchmarks.bench_download [--smoke]
 """
@@ -92,15 +93,18 @@ def run(smoke: bool) -> Summary:
     mb_s = {k: r["bytes"] / r["seconds"] / 1e6 for k, r in best.items()}
     growth = max(r["rss_growth_mb"] for r in results["ours"])
     summary = Summary(
-        4, f"download {size['bytes'] >> 20} MiB to disk", "raw httpx stream", "smoke" if smoke else "full"
+        4, f"download {size['bytes'] >> 20} MiB to disk", "raw httpx stream + fsync", "smoke" if smoke else "full"
     )
+    fsynced = mb_s["raw+fsync"]
     summary.rows = [
-        Row("throughput (MB/s, best)", mb_s["ours"], mb_s["raw"], ">= 0.9x"),
-        Row("RSS growth (MB, worst)", growth, max(r["rss_growth_mb"] for r in results["raw"]), "<= 50 MB"),
-        Row("throughput vs raw + fsync (MB/s)", mb_s["ours"], mb_s["raw+fsync"]),
+        Row(
+            "throughput vs raw + fsync (MB/s, best)", mb_s["ours"], fsynced, ">= 0.95x", mb_s["ours"] >= 0.95 * fsynced
+        ),
+        Row(
+            "RSS growth (MB, worst)", growth, max(r["rss_growth_mb"] for r in results["raw"]), "<= 50 MB", growth <= 50
+        ),
+        Row("throughput vs raw, no fsync (MB/s, best)", mb_s["ours"], mb_s["raw"]),
     ]
-    summary.rows[0].met = mb_s["ours"] >= 0.9 * mb_s["raw"]
-    summary.rows[1].met = growth <= 50
     summary.notes = {f"{kind} (s)": [round(r["seconds"], 2) for r in results[kind]] for kind in KINDS}
     summary.seconds = time.monotonic() - started
     return summary

@@ -1,17 +1,20 @@
 """Figure 6: what a DAG file using VeoOperator costs the dag-processor on top of ``import airflow.sdk``.
 
 Every parse of a DAG file pays its imports: importing the operator and building a DAG with a
-100-way mapped VeoOperator must stay within 30 ms of ``import airflow.sdk`` alone. Each sample
-is a fresh interpreter (nothing cached in ``sys.modules``) that times, in CPU seconds (steadier
-than wall time on a busy machine), ``import airflow.sdk`` and then what the DAG adds after it;
-the figure is the median of what it adds. For context, the same DAG built with Airflow's own
-BashOperator shows what ``airflow.sdk`` loads lazily for any DAG.
+100-way mapped VeoOperator must cost at most 1.15x the same DAG built with Airflow's own
+BashOperator, measured in the same run (any operator pays what ``airflow.sdk`` loads lazily for
+a DAG). Each sample is a fresh interpreter (nothing cached in ``sys.modules``) that times, in CPU
+seconds (steadier than wall time on a busy machine), ``import airflow.sdk`` and then what the DAG
+adds after it; the figure is the median of what it adds, the two kinds interleaved. The children
+may write ``.pyc`` files even under ``PYTHONDONTWRITEBYTECODE``: a dag-processor reads an installed
+package's bytecode, and compiling our sources at every parse would be measured otherwise.
 
     python -m benchmarks.bench_parse [--smoke]
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,9 +23,9 @@ from typing import Any
 
 from benchmarks._common import Row, Summary, arguments, median
 
-FULL: dict[str, Any] = {"repetitions": 5}
+FULL: dict[str, Any] = {"repetitions": 9}
 SMOKE: dict[str, Any] = {"repetitions": 1}
-TARGET_MS = 30.0
+TARGET_RATIO = 1.15
 
 _TIMED = """
 import time
@@ -48,7 +51,8 @@ KINDS = {
 
 def _sample(code: str) -> tuple[float, float]:
     """(ms to import airflow.sdk, ms to import the operator and build the DAG after it) in a fresh interpreter."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     # Airflow may print to stdout too (e.g. on a first start in a new AIRFLOW_HOME): take our line.
     [line] = [x for x in out.stdout.splitlines() if x.startswith("PARSE_COST ")]
     sdk, added = (float(x) * 1000 for x in line.split()[1:])
@@ -68,17 +72,17 @@ def run(smoke: bool) -> Summary:
             sdk.append(first)
             added[kind].append(then)
     ours, bash = median(added["VeoOperator"]), median(added["BashOperator"])
-    summary = Summary(6, "DAG-parse cost (CPU)", "import airflow.sdk", "smoke" if smoke else "full")
+    summary = Summary(6, "DAG-parse cost (CPU)", "the same DAG with BashOperator", "smoke" if smoke else "full")
     summary.rows = [
         Row("import airflow.sdk (ms)", median(sdk)),
+        Row("BashOperator + 100-way mapped DAG, added (ms)", bash),
         Row(
             "VeoOperator + 100-way mapped DAG, added (ms)",
             ours,
-            median(sdk),
-            f"<= {TARGET_MS:.0f} ms",
-            ours <= TARGET_MS,
+            bash,
+            f"<= {TARGET_RATIO}x",
+            ours <= TARGET_RATIO * bash,
         ),
-        Row("same DAG with BashOperator, added (ms)", bash, median(sdk)),
     ]
     summary.notes = {f"{kind} added (ms)": [round(x) for x in added[kind]] for kind in KINDS}
     summary.seconds = time.monotonic() - started

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
 from veo_provider.exceptions import HOW_TO_RESOLVE
-from veo_provider.models import TaskStatus, VeoEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from veo_provider.models import TaskStatus, VeoEvent
 
 __all__ = ["CALLBACK_GRACE", "poll_outcome", "timeout_error", "try_start", "wait_deadline"]
 

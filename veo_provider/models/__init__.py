@@ -2,37 +2,44 @@
 
 ``from veo_provider.models import X`` keeps working for every public name; the rooms are
 ``requests`` (what we send), ``responses`` (what the API answers, the state mapping) and
-``records`` (XCom result, trigger event, ledger entry, stored callback).
+``records`` (XCom result, trigger event, ledger entry, stored callback); ``names`` holds the
+plain names a DAG file needs while it is parsed. The three rooms build pydantic models when
+imported, so a name is imported from its room on first use (PEP 562): parsing a DAG file that
+imports the operator does not pay for them.
 """
 
 from __future__ import annotations
 
-from veo_provider.models.records import XCOM_KEYS, LedgerEntry, StoredCallback, VeoEvent, result_to_xcom
-from veo_provider.models.requests import (
-    ACTION_ALIASES,
-    ENDPOINTS,
-    GET_1080P,
-    KNOWN_MODELS,
-    MOTION_TYPES,
-    ExtendRequest,
-    ObjectsRequest,
-    ReshootRequest,
-    UpsampleRequest,
-    VeoRequest,
-    VeoRequestError,
-    VideosRequest,
-    build_request,
-)
-from veo_provider.models.responses import (
-    Submission,
-    TaskBatch,
-    TaskRecord,
-    TaskState,
-    TaskStatus,
-    VeoResult,
-    VideoItem,
-    decide_state,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from veo_provider.models.names import KNOWN_MODELS
+    from veo_provider.models.records import XCOM_KEYS, LedgerEntry, StoredCallback, VeoEvent, result_to_xcom
+    from veo_provider.models.requests import (
+        ACTION_ALIASES,
+        ENDPOINTS,
+        GET_1080P,
+        MOTION_TYPES,
+        ExtendRequest,
+        ObjectsRequest,
+        ReshootRequest,
+        UpsampleRequest,
+        VeoRequest,
+        VeoRequestError,
+        VideosRequest,
+        build_request,
+    )
+    from veo_provider.models.responses import (
+        Submission,
+        TaskBatch,
+        TaskRecord,
+        TaskState,
+        TaskStatus,
+        VeoResult,
+        VideoItem,
+        decide_state,
+    )
 
 __all__ = [
     "ACTION_ALIASES",
@@ -62,3 +69,40 @@ __all__ = [
     "decide_state",
     "result_to_xcom",
 ]
+
+
+#: Each public name and the room that defines it.
+_ROOMS = {
+    **dict.fromkeys(("XCOM_KEYS", "LedgerEntry", "StoredCallback", "VeoEvent", "result_to_xcom"), "records"),
+    **dict.fromkeys(("KNOWN_MODELS",), "names"),
+    **dict.fromkeys(
+        (
+            "ACTION_ALIASES",
+            "ENDPOINTS",
+            "GET_1080P",
+            "MOTION_TYPES",
+            "ExtendRequest",
+            "ObjectsRequest",
+            "ReshootRequest",
+            "UpsampleRequest",
+            "VeoRequest",
+            "VeoRequestError",
+            "VideosRequest",
+            "build_request",
+        ),
+        "requests",
+    ),
+    **dict.fromkeys(
+        ("Submission", "TaskBatch", "TaskRecord", "TaskState", "TaskStatus", "VeoResult", "VideoItem", "decide_state"),
+        "responses",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    room = _ROOMS.get(name)
+    if room is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{room}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value

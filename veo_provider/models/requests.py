@@ -17,14 +17,9 @@ from pydantic import (
 )
 
 from veo_provider.addresses import AddressRefused, check_url
+from veo_provider.models.names import KNOWN_MODELS
 from veo_provider.settings import GET_1080P
 
-#: Models the API documents (old guide + current spec). Other names are sent as given, so a
-#: model released tomorrow works today; they must look like a model name (lowercase, digits,
-#: ``-``, ``.``, ``_``) so that a typo such as ``"Veo 3"`` is caught before paying.
-KNOWN_MODELS: frozenset[str] = frozenset(
-    {"veo2", "veo2-fast", "veo3", "veo3-fast", "veo31", "veo31-fast", "veo31-fast-ingredients"}
-)
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 #: Spellings users may write for an action, mapped to our canonical name.
@@ -325,21 +320,6 @@ def build_request(endpoint: str, **fields: Any) -> VeoRequest:
         return model.model_validate({k: v for k, v in fields.items() if v is not None})  # type: ignore[return-value]
     except ValidationError as exc:
         raise VeoRequestError(_format_errors(exc)) from None
-
-
-#: Operator arguments that are request fields (the rest say how to wait and where to write).
-REQUEST_ARGUMENTS = (
-    "action",
-    "model",
-    "prompt",
-    "image_urls",
-    "video_id",
-    "resolution",
-    "aspect_ratio",
-    "translation",
-    "motion_type",
-    "image_mask",
-)
 
 
 def request_from_arguments(

@@ -1,6 +1,6 @@
 """VeoOperator: one DAG step that turns a prompt or images into a video, paying once.
 
-Import stays cheap at DAG-parse time: the hook (httpx) and the trigger are imported in execute().
+Cheap to import at DAG-parse time: the methods that run the task import the pydantic models and httpx.
 """
 
 from __future__ import annotations
@@ -14,33 +14,23 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from veo_provider import spending
 from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
-from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
 from veo_provider.lineage import VeoLineageMixin
 from veo_provider.links import VeoVideoLink
-from veo_provider.models import (
-    KNOWN_MODELS,
-    TaskStatus,
-    VeoEvent,
-    VeoRequest,
-    VeoRequestError,
-    decide_state,
-    result_to_xcom,
-)
-from veo_provider.models.records import SENT_KEYS, sent_summary
-from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments, unknown_extra_fields
+from veo_provider.models.names import KNOWN_MODELS, REQUEST_ARGUMENTS
 from veo_provider.operators.arguments import check_wait_arguments
 from veo_provider.operators.preflight import check_argument_names, check_wait_connection
-from veo_provider.operators.resume import job_named_by_callback, record_paid_job, status_of_paid_job
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
+from veo_provider.spending.limits import check_limit
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
+    from veo_provider.ledger import Ledger, LedgerEntry
+    from veo_provider.models import TaskStatus, VeoEvent, VeoRequest
 
 __all__ = ["VeoOperator"]
 
@@ -153,7 +143,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             safety_poll_interval=safety_poll_interval,
             first_poll_delay=first_poll_delay,
         )
-        spending.check_limit("max_jobs_per_dag_run", max_jobs_per_dag_run)
+        check_limit("max_jobs_per_dag_run", max_jobs_per_dag_run)
         if isinstance(image_urls, str):
             image_urls = [image_urls]
         self.endpoint = endpoint
@@ -185,6 +175,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def build_request(self) -> VeoRequest:
         """Validate the rendered arguments; a bad request fails here, before any paid call."""
+        from veo_provider.models.requests import VeoRequestError, request_from_arguments, unknown_extra_fields
+
         arguments = {name: getattr(self, name) for name in REQUEST_ARGUMENTS}
         try:
             request = request_from_arguments(self.endpoint, arguments, self.extra_body)
@@ -216,6 +208,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     # ------------------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> Any:
+        from veo_provider.ledger import Ledger, fingerprint
+        from veo_provider.operators.resume import status_of_paid_job
+
         request = self.build_request()
         if self.output_path and self.wait_for_completion:
             from veo_provider.hooks.files import check_writable
@@ -260,6 +255,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self, context: Context, ledger: Ledger, entry: LedgerEntry, mode: str, request: VeoRequest, asked: str
     ) -> Any:
         """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
+        from veo_provider.operators.resume import job_named_by_callback
+
         stored = ledger.stored_callback(entry)
         found = job_named_by_callback(self.hook, ledger, entry, stored.veo_task_id) if stored is not None else None
         if found is not None:
@@ -277,7 +274,12 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         raise AirflowFailException(f"{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}")
 
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
+        from veo_provider import spending
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
+        from veo_provider.ledger import new_submission_key
+        from veo_provider.models import decide_state
+        from veo_provider.models.records import sent_summary
+        from veo_provider.operators.resume import record_paid_job
 
         self.hook.check_image_hosts(request)  # before the ledger and the cap; never when resuming a paid job
         key = new_submission_key()
@@ -378,6 +380,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Turn the trigger's (or the callback receiver's) event into the task's result or a clear failure."""
+        from veo_provider.models import VeoEvent
+
         ev = VeoEvent.read(event)
         self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
         if ev.source == "callback":
@@ -389,6 +393,10 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def _woken_by_callback(self, context: Context, ev: VeoEvent) -> Any:
         """A callback is only a wake-up: the state and the video URL come from one read of the API."""
+        from veo_provider.ledger import Ledger
+        from veo_provider.models import decide_state
+        from veo_provider.operators.resume import job_named_by_callback
+
         ledger = Ledger(context.get("task_state_store"))
         entry = ledger.get()
         if entry is None or entry.key != ev.submission_key:
@@ -422,6 +430,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         return result
 
     def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
+        from veo_provider.ledger import Ledger
+        from veo_provider.models.records import SENT_KEYS, result_to_xcom
+
         entry = Ledger(context.get("task_state_store")).get()
         if entry is not None and entry.sent is not None:
             sent = entry.sent

@@ -13,7 +13,6 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from veo_provider.deadlines import poll_outcome
 from veo_provider.links import VeoVideoLink
-from veo_provider.models import TaskStatus, VeoEvent, decide_state, result_to_xcom
 from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
 
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
+    from veo_provider.models import TaskStatus
 
 __all__ = ["VeoSensor"]
 
@@ -107,6 +107,8 @@ class VeoSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        from veo_provider.models import decide_state  # pydantic: at run time, not when the DAG is parsed
+
         status = decide_state(self.hook.get_task(self.veo_task_id))
         self.log.info("Veo job %s is %s", self.veo_task_id, status.state.value)
         if status.finished(self.veo_task_id):
@@ -114,6 +116,8 @@ class VeoSensor(BaseSensorOperator):
         return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from veo_provider.models import VeoEvent
+
         ev = VeoEvent.read(event)
         status = poll_outcome(ev)
         if status is None:
@@ -124,5 +128,7 @@ class VeoSensor(BaseSensorOperator):
         return self._result(status)
 
     def _result(self, status: TaskStatus) -> dict[str, Any]:
+        from veo_provider.models import result_to_xcom
+
         status.veo_task_id = status.veo_task_id or self.veo_task_id
         return result_to_xcom(status, output_path=self.hook.save_video(status, self.output_path))

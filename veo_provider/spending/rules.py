@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from veo_provider.spending.limits import check_limit
+
 __all__ = [
     "CAP_NAMES",
     "COUNTER_PREFIX",
@@ -48,14 +50,6 @@ def caps(daily_job_limit: int | None, max_jobs_per_dag_run: int | None) -> dict[
     """The caps a submission is counted against (the ledger keeps them for the api-server)."""
     found = {DAILY: daily_job_limit, PER_RUN: max_jobs_per_dag_run}
     return {name: int(limit) for name, limit in found.items() if limit} or None
-
-
-def check_limit(name: str, value: Any) -> None:
-    """A cap is a whole number of jobs >= 1, or None (no cap); refused at DAG-parse time."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of jobs, at least 1 (got {value!r}); use None for no cap")
 
 
 class CapRequestRefused(Exception):
