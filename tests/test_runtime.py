@@ -40,13 +40,20 @@ def test_a_value_the_deployment_set_in_its_environment_decides(airflow_home, mon
     assert default_deferrable() is expected
 
 
-def test_a_value_the_deployment_set_in_airflow_cfg_decides(airflow_home):
-    from airflow.sdk import conf
+def test_the_false_that_a_generated_airflow_cfg_holds_is_not_taken_for_a_choice(airflow_home, tmp_path):
+    """`airflow db migrate` writes every default into airflow.cfg, `default_deferrable = false` included."""
+    import subprocess
+    import sys
 
-    if not conf.has_section("operators"):
-        conf.add_section("operators")
-    conf.set("operators", "default_deferrable", "False")
-    assert default_deferrable() is False
+    code = "from veo_provider.runtime import default_deferrable; print(default_deferrable())"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    (tmp_path / "airflow.cfg").write_text("[operators]\ndefault_deferrable = false\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "True"
+    env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = "False"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
 
 
 def test_the_operator_sensor_and_decorator_follow_it(airflow_home, monkeypatch):

@@ -19,26 +19,23 @@ def in_process() -> bool:
     return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
 
 
-_DEFERRABLE = ("operators", "default_deferrable")
+_DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
 
 
 def default_deferrable() -> bool:
     """Whether Veo tasks wait in the triggerer when the DAG does not say: ``True`` unless the deployment
-    set ``[operators] default_deferrable`` (in its environment or airflow.cfg), which then decides.
+    chose ``[operators] default_deferrable`` in its environment, which then decides.
 
     Airflow's own default for that option is ``False``, written for operators whose deferral is an
     opt-in; a Veo wait lasts minutes, and holding a worker slot for it is never the better default.
-    So only a value the deployment chose changes ours, read the way every Airflow provider reads it.
+    Only the environment counts as a choice: ``airflow db migrate`` writes every default into the
+    ``airflow.cfg`` it generates, so ``default_deferrable = false`` there is what an untouched file says.
     """
-    import configparser
     import os
 
     from airflow.sdk import conf
 
-    section, option = _DEFERRABLE
-    env = f"AIRFLOW__{section.upper()}__{option.upper()}"
-    names = (option, f"{option}_cmd", f"{option}_secret")
-    chosen = any(name.upper() in os.environ for name in (env, f"{env}_CMD", f"{env}_SECRET")) or any(
-        configparser.ConfigParser.has_option(conf, section, name) for name in names
-    )
-    return conf.getboolean(section, option) if chosen else True
+    env = _DEFERRABLE_ENV
+    if any(name in os.environ for name in (env, f"{env}_CMD", f"{env}_SECRET")):
+        return conf.getboolean("operators", "default_deferrable")
+    return True
