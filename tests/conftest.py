@@ -14,7 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="veo-airflow-home-"))
+# Each pytest-xdist worker inherits the controller's environment: it gets an Airflow home (and so a
+# metadata database) of its own, or two workers would migrate one SQLite file at once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix=f"veo-airflow-home-{os.environ['PYTEST_XDIST_WORKER']}-")
+else:
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="veo-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
