@@ -18,8 +18,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import dag, task
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from veo_provider.operators.veo import VeoOperator
 

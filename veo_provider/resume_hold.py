@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import conf
+from airflow.providers.common.compat.sdk import conf
 
 from veo_provider.runtime import in_process
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import httpx
 import pytest
 import respx
-from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, task
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from tests.conftest import BASE_URL
 from tests.operators.test_veo import FakeStore

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from tests.conftest import BASE_URL
 from veo_provider.exceptions import VeoJobFailedError, VeoModerationError
@@ -573,7 +573,7 @@ def test_execution_timeout_caps_the_wait_of_the_deferred_try(api, store):
 def test_reaching_execution_timeout_is_airflows_task_timeout_so_retries_apply(store):
     from datetime import timedelta
 
-    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
 
     context, start = timed_ctx(store, started_ago=8)
     with pytest.raises(AirflowTaskTimeout, match=r"execution_timeout.*same job"):
@@ -599,7 +599,7 @@ def test_without_execution_timeout_the_wait_lasts_timeout(api, store):
 def test_veo_tasks_retry_by_default_because_a_retry_is_free():
     from datetime import timedelta
 
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from veo_provider.sensors.veo import VeoSensor
 
@@ -715,7 +715,7 @@ def test_a_connection_configuration_error_is_final_and_sends_nothing(api, store,
 
 def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_paying(api, store, monkeypatch):
     """The task reads the connection one way; the wait's asynchronous lookup does not find it."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     from veo_provider.hooks.veo import VeoHook
 
@@ -733,7 +733,7 @@ def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_payin
 
 
 def test_a_wait_that_would_read_another_connection_fails_before_paying(api, store, monkeypatch):
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
     from veo_provider.hooks.veo import VeoHook
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from tests.conftest import SECRET_TOKEN
 from tests.hooks.test_veo import _Iter

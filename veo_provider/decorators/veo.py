@@ -25,7 +25,7 @@ from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 from veo_provider.settings import did_you_mean
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["veo_task"]
 
@@ -66,7 +66,7 @@ class _VeoDecoratedOperator(DecoratedOperator, VeoOperator):
 
     def _apply(self, value: Any) -> None:
         """Set what the function returned; anything else is refused before any HTTP call."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         if isinstance(value, str):
             value = {"prompt": value}
@@ -106,11 +106,6 @@ def veo_task(python_callable: Callable | None = None, **kwargs: Any) -> TaskDeco
 
 def _default_args() -> Mapping[str, Any]:
     """The DAG's and task group's ``default_args`` where the decorator is applied (they win over ours)."""
-    try:
-        from airflow.sdk.bases.operator import get_merged_defaults
-        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
-    except ImportError:  # pragma: no cover - Airflow moved them: our defaults still apply
-        return {}
-    dag = DagContext.get_current()
-    group = TaskGroupContext.get_current(dag) if dag else None
-    return get_merged_defaults(dag=dag, task_group=group, task_params=None, task_default_args=None)[0] or {}
+    from veo_provider.compat import dag_default_args
+
+    return dag_default_args()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk.io.path import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     from veo_provider.exceptions import VeoError
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def destination(destination: Any) -> tuple[Any, str]:
     """(where to write, what to report): a local Path (its directory made) or an object-store path."""
     if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         destination = ObjectStoragePath(destination)
     elif isinstance(destination, str):

@@ -11,10 +11,10 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from veo_provider import spending
+from veo_provider import compat, spending
 from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
@@ -38,7 +38,7 @@ from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFA
 from veo_provider.runtime import default_deferrable
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
 
@@ -181,6 +181,20 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.safety_poll_interval = safety_poll_interval
         self.max_jobs_per_dag_run = max_jobs_per_dag_run
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As ``BaseOperator.partial``, keeping ``retries=2`` and the 30 s delay for mapped tasks.
+
+        Before Airflow 3.3, ``partial()`` fills unset arguments with Airflow's defaults, not ours;
+        ``default_args`` (DAG, task group or the call's own) still win, as they do for one task.
+        """
+        if not compat.PARTIAL_APPLIES_OPERATOR_DEFAULTS:
+            chosen = compat.dag_default_args(kwargs.get("dag"), kwargs.get("task_group"), kwargs.get("default_args"))
+            for name, default in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY)):
+                if name not in kwargs and name not in chosen:
+                    kwargs[name] = default
+        return super().partial(**kwargs)
+
     # ------------------------------------------------------------------------------ request
 
     def build_request(self) -> VeoRequest:
@@ -229,9 +243,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         mode = self._resolved_wait_mode() if self.wait_for_completion else "poll"
         if self.model and self.model not in KNOWN_MODELS:
             self.log.warning("Model %r is not one we know; sending it as given.", self.model)
-        ledger = Ledger(context.get("task_state_store"))
+        ledger = Ledger.of(context)
         if not ledger.durable:
-            self.log.warning("No task_state_store in the context: a retry after a crash may pay again.")
+            self.log.warning("No ledger for this task (no task state store): a retry after a crash may pay again.")
 
         entry = ledger.get()
         asked = fingerprint(request.path, request.to_body())
@@ -389,7 +403,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     def _woken_by_callback(self, context: Context, ev: VeoEvent) -> Any:
         """A callback is only a wake-up: the state and the video URL come from one read of the API."""
-        ledger = Ledger(context.get("task_state_store"))
+        ledger = Ledger.of(context)
         entry = ledger.get()
         if entry is None or entry.key != ev.submission_key:
             raise AirflowException(
@@ -419,10 +433,11 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         for key in ("video_id", "video_url"):  # so that op.output["video_id"] works
             _push(context, key, result[key])
         self.record_lineage(context, result)  # asset events for the task's outlets; OpenLineage facets
+        Ledger.of(context).job_done()  # before Airflow 3.3: its Variables go with the job
         return result
 
     def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
-        entry = Ledger(context.get("task_state_store")).get()
+        entry = Ledger.of(context).get()
         if entry is not None and entry.sent is not None:
             sent = entry.sent
         else:  # no ledger (no task state store): what the arguments ask for

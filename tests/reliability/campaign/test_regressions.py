@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import respx
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from tests.conftest import BASE_URL
 from tests.operators.test_veo import FakeStore, op
