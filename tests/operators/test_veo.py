@@ -722,7 +722,7 @@ def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_payin
     async def not_there(cls, conn_id):
         raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
 
-    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(not_there))
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(not_there), raising=False)
     post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
     with pytest.raises(AirflowFailException) as info:
         op(deferrable=False).execute(ctx(store))
@@ -740,7 +740,7 @@ def test_a_wait_that_would_read_another_connection_fails_before_paying(api, stor
     async def elsewhere(cls, conn_id):
         return Connection(conn_id=conn_id, conn_type="veo", host="https://other.example", password="tok-other")
 
-    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(elsewhere))
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(elsewhere), raising=False)
     post = api.post("/veo/videos")
     with pytest.raises(AirflowFailException, match="from another source than this task") as info:
         op(deferrable=False).execute(ctx(store))
