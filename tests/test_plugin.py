@@ -27,6 +27,9 @@ def test_plugin_mounts_the_callback_and_cap_routes_at_veo() -> None:
     app = entry["app"]
     assert isinstance(app, FastAPI)
     assert _posts(app) == {"/callback", "/quota"}
+    from veo_provider.callbacks.access_log import HideSignature
+
+    assert [m.cls for m in app.user_middleware] == [HideSignature]  # the access log never sees a signature
     assert VeoPlugin.fastapi_apps is VeoPlugin.fastapi_apps  # built once
     assert VeoPlugin().fastapi_apps[0]["app"] is app
 

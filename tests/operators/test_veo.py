@@ -767,3 +767,25 @@ def test_an_unknown_extra_body_field_is_logged_with_the_nearest_known_one(api, s
     assert "'brand_new_field' is not one /veo/videos is known to take (a new API field?" in logged
     assert "'seed'" not in logged
     assert json.loads(route.calls.last.request.content)["durration"] == 8, "still sent as given"
+
+
+# ------------------------------------------------------------- mapped tasks keep their defaults
+
+
+def test_mapped_tasks_keep_two_retries_and_a_30s_delay_unless_default_args_or_the_call_say_otherwise():
+    from datetime import timedelta
+
+    from airflow.providers.common.compat.sdk import DAG, TaskGroup
+
+    with DAG("mapped_defaults", schedule=None):
+        plain = VeoOperator.partial(task_id="plain", model="veo3").expand(prompt=["a", "b"])
+        own = VeoOperator.partial(task_id="own", retries=0, retry_delay=5).expand(prompt=["a"])
+        with TaskGroup("g", default_args={"retries": 7}):
+            grouped = VeoOperator.partial(task_id="grouped").expand(prompt=["a"])
+        called = VeoOperator.partial(task_id="called", default_args={"retries": 4}).expand(prompt=["a"])
+    assert plain.retries == 2 and plain.retry_delay == timedelta(seconds=30)
+    assert own.retries == 0 and own.retry_delay == timedelta(seconds=5)
+    assert grouped.retries == 7 and called.retries == 4
+    with DAG("mapped_dag_defaults", schedule=None, default_args={"retries": 5}):
+        from_dag = VeoOperator.partial(task_id="from_dag").expand(prompt=["a"])
+    assert from_dag.retries == 5
