@@ -1,4 +1,4 @@
-"""The AirflowPlugin: mounts the provider's app in the api-server at ``/veo``, and nothing else.
+"""The AirflowPlugin: mounts the provider's app in the api-server at ``/veo``.
 
 The app hides the callback signature from the access log, and (before Airflow 3.3) sweeps the
 ledger's old Variables in a daemon thread.
