@@ -18,8 +18,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from airflow.providers.common.compat.sdk import dag, task
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, dag, task
 
 from veo_provider.operators.veo import VeoOperator
 

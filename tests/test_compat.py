@@ -62,7 +62,10 @@ def test_the_flags_are_common_compats_and_agree_with_the_installed_airflow():
         ({"AIRFLOW__API__BASE_URL": "/airflow"}, "http://localhost:8080/airflow/execution/"),
         ({"AIRFLOW__API__BASE_URL": "https://af.example/"}, "https://af.example/execution/"),
         (
-            {"AIRFLOW__API__BASE_URL": "https://af.example", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://x:9/e/"},
+            {
+                "AIRFLOW__API__BASE_URL": "https://af.example",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://x:9/e/",
+            },
             "http://x:9/e/",
         ),
     ],
@@ -93,9 +96,9 @@ def test_dag_default_args_merge_the_dag_the_group_and_the_task():
 
 @pytest.mark.skipif(compat.HAS_TASK_STATE_STORE, reason="the task state store exists")
 def test_below_3_3_the_state_store_is_refused_clearly():
-    with pytest.raises(RuntimeError, match="from Airflow 3.3"):
+    with pytest.raises(RuntimeError, match=r"from Airflow 3\.3"):
         compat.state_store_get(None, None, "k")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="from Airflow 3.3"):
+    with pytest.raises(RuntimeError, match=r"from Airflow 3\.3"):
         compat.state_store_set(None, None, "k", "{}", expires_at=None)  # type: ignore[arg-type]
 
 

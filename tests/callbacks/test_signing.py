@@ -7,7 +7,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from veo_provider.compat import AIRFLOW_V_3_3_PLUS
 from veo_provider.callbacks import signing
 from veo_provider.callbacks.signing import (
     CALLBACK_PARAMS,
@@ -17,6 +16,7 @@ from veo_provider.callbacks.signing import (
     sign_callback_url,
     verify_callback,
 )
+from veo_provider.compat import AIRFLOW_V_3_3_PLUS
 
 SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"

@@ -9,8 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import respx
-from airflow.providers.common.compat.sdk import DAG, task
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, TaskDeferred, task
 
 from tests.conftest import BASE_URL
 from tests.operators.test_veo import FakeStore

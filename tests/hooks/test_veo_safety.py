@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from airflow.providers.common.compat.sdk import Connection
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Connection
 
 from tests.conftest import SECRET_TOKEN
 from tests.hooks.test_veo import ASYNC_TEXT, _Iter

@@ -99,7 +99,9 @@ def test_the_variable_key_is_short_fixed_and_different_per_task_instance_and_key
     }
     assert len(others) == 4
     # None (a TI outside a mapped task in some contexts) and -1 are the same task instance.
-    assert variables.variable_key(TI(map_index=None), LEDGER_KEY) == variables.variable_key(TI(map_index=-1), LEDGER_KEY)
+    assert variables.variable_key(TI(map_index=None), LEDGER_KEY) == variables.variable_key(
+        TI(map_index=-1), LEDGER_KEY
+    )
 
 
 def test_an_envelope_of_another_task_instance_or_key_is_never_read():
@@ -197,7 +199,11 @@ def test_the_sweep_drops_only_old_ledger_variables(fallback, session):
     fresh = TaskInstanceRef("videos", "fresh", "t", -1)
     stale = variables.wrap(old, LEDGER_KEY, ENTRY, now=now - timedelta(days=variables.RETENTION_DAYS + 1))
     session.add(Variable(key=variables.variable_key(old, LEDGER_KEY), val=json.dumps(stale)))
-    session.add(Variable(key=variables.variable_key(fresh, LEDGER_KEY), val=json.dumps(variables.wrap(fresh, LEDGER_KEY, ENTRY))))
+    session.add(
+        Variable(
+            key=variables.variable_key(fresh, LEDGER_KEY), val=json.dumps(variables.wrap(fresh, LEDGER_KEY, ENTRY))
+        )
+    )
     session.add(Variable(key="veo_ledgerX:not-ours", val="{}"))  # the prefix is literal
     session.add(Variable(key="someone_else", val="old"))
     session.commit()

@@ -7,8 +7,12 @@ import time
 import httpx
 import pytest
 import respx
-from airflow.providers.common.compat.sdk import PokeReturnValue
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    PokeReturnValue,
+    TaskDeferred,
+)
 
 from tests.conftest import BASE_URL
 from veo_provider.exceptions import VeoJobFailedError

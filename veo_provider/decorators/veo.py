@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import (
 
 from veo_provider.models.requests import REQUEST_ARGUMENTS
 from veo_provider.operators.veo import VeoOperator
-from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from veo_provider.resume_hold import with_default_retries
 from veo_provider.settings import did_you_mean
 
 if TYPE_CHECKING:
@@ -96,16 +96,7 @@ def veo_task(python_callable: Callable | None = None, **kwargs: Any) -> TaskDeco
         raise ValueError("@task.veo returns one dict (the VeoOperator result): multiple_outputs is not supported")
     # Explicit, or a function annotated ``-> dict`` (it returns request fields) would switch it on.
     kwargs["multiple_outputs"] = False
-    for name, default in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY)):
-        if name not in kwargs and name not in _default_args():
-            kwargs[name] = default
+    kwargs = with_default_retries(kwargs)
     return task_decorator_factory(
         python_callable=python_callable, decorated_operator_class=_VeoDecoratedOperator, **kwargs
     )
-
-
-def _default_args() -> Mapping[str, Any]:
-    """The DAG's and task group's ``default_args`` where the decorator is applied (they win over ours)."""
-    from veo_provider.compat import dag_default_args
-
-    return dag_default_args()

@@ -205,9 +205,9 @@ def sweep_fallback(now: datetime | None = None) -> int:
         ]
         for start in range(0, len(stale), 500):
             session.execute(
-                delete(Variable).where(Variable.key.in_(stale[start : start + 500])).execution_options(
-                    synchronize_session=False
-                )
+                delete(Variable)
+                .where(Variable.key.in_(stale[start : start + 500]))
+                .execution_options(synchronize_session=False)
             )
     return len(stale)
 

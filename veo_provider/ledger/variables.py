@@ -41,10 +41,14 @@ _FORMAT = 1
 class Scoped(Protocol):
     """Anything naming one task instance (a TI, a ``TaskInstanceRef``)."""
 
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int | None
+    @property
+    def dag_id(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def map_index(self) -> int | None: ...
 
 
 def _task_of(ti: Scoped) -> list[Any]:

@@ -11,10 +11,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
-from veo_provider import compat, spending
+from veo_provider import compat, resume_hold, spending
 from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.ledger import Ledger, LedgerEntry, fingerprint, new_submission_key
@@ -183,16 +182,10 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
-        """As ``BaseOperator.partial``, keeping ``retries=2`` and the 30 s delay for mapped tasks.
-
-        Before Airflow 3.3, ``partial()`` fills unset arguments with Airflow's defaults, not ours;
-        ``default_args`` (DAG, task group or the call's own) still win, as they do for one task.
-        """
+        """As ``BaseOperator.partial``, keeping ``retries=2`` and the 30 s delay for mapped tasks
+        (before Airflow 3.3 ``partial()`` fills unset arguments with Airflow's defaults, not ours)."""
         if not compat.PARTIAL_APPLIES_OPERATOR_DEFAULTS:
-            chosen = compat.dag_default_args(kwargs.get("dag"), kwargs.get("task_group"), kwargs.get("default_args"))
-            for name, default in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY)):
-                if name not in kwargs and name not in chosen:
-                    kwargs[name] = default
+            kwargs = resume_hold.with_default_retries(kwargs)
         return super().partial(**kwargs)
 
     # ------------------------------------------------------------------------------ request

@@ -8,8 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from veo_provider.deadlines import poll_outcome
 from veo_provider.links import VeoVideoLink
