@@ -18,7 +18,9 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from airflow.providers.common.compat.sdk import AirflowFailException, dag, task
+# AirflowFailException is in airflow.sdk.exceptions from Airflow 3.2: common-compat finds it on every 3.x.
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import dag, task
 
 from veo_provider.operators.veo import VeoOperator
 

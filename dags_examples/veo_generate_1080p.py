@@ -12,7 +12,7 @@ import json
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import ObjectStoragePath, dag, task
+from airflow.sdk import ObjectStoragePath, dag, task
 
 from veo_provider.operators.veo import VeoOperator
 

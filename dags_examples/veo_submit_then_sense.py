@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import dag
+from airflow.sdk import dag
 
 from veo_provider.operators.veo import VeoOperator
 from veo_provider.sensors.veo import VeoSensor

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import dag, task
+from airflow.sdk import dag, task
 
 OUTPUT_DIR = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-videos")
 POLL_INTERVAL = float(os.environ.get("VEO_POLL_INTERVAL", "15"))

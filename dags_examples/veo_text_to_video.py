@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.common.compat.sdk import dag, task
+from airflow.sdk import dag, task
 
 from veo_provider.operators.veo import VeoOperator
 
