@@ -128,6 +128,15 @@ def test_before_3_3_a_task_without_a_task_state_store_keeps_its_ledger_in_variab
     assert Ledger.of({"ti": TI(map_index=4)}).get() is None  # another mapped copy has its own
 
 
+def test_a_ledger_write_that_airflow_swallowed_is_an_error_not_a_silent_loss(fallback, task_variables, monkeypatch):
+    """``Variable.set`` logs a failed Execution API call and returns (Airflow 3.0-3.2)."""
+    from airflow.providers.common.compat.sdk import Variable
+
+    monkeypatch.setattr(Variable, "set", staticmethod(lambda *a, **kw: None))
+    with pytest.raises(RuntimeError, match="Could not write the Veo ledger Variable veo_ledger:"):
+        Ledger.of({"ti": TI()}).write(LedgerEntry.model_validate(ENTRY))
+
+
 def test_the_task_state_store_wins_whenever_the_context_has_one(fallback, task_variables):
     class Store(dict):
         def set(self, key, value):

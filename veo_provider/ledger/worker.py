@@ -52,6 +52,9 @@ class VariableStore:
         envelope = variables.wrap(self.ti, key, value)
         name = variables.variable_key(self.ti, key)
         Variable.set(name, envelope, description=variables.description(self.ti, key), serialize_json=True)
+        # Variable.set logs a failed write and returns: read it back, or nothing proves the payment.
+        if self.get(key) != json.loads(json.dumps(value)):
+            raise RuntimeError(f"Could not write the Veo ledger Variable {name} through Airflow's Execution API")
 
     def delete(self, key: str) -> None:
         from airflow.providers.common.compat.sdk import Variable
