@@ -18,8 +18,9 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+# AirflowFailException is in airflow.sdk.exceptions from Airflow 3.2: common-compat finds it on every 3.x.
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from veo_provider.operators.veo import VeoOperator
 

@@ -155,7 +155,7 @@ def _dag_examples() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("page", "code"), _dag_examples(), ids=lambda v: v if v.endswith(".md") else "")
 def test_dag_examples_in_the_docs_define_a_dag(page, code):
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     namespace: dict[str, object] = {"__name__": "docs_example"}
     exec(compile(code, page, "exec"), namespace)
@@ -165,7 +165,7 @@ def test_dag_examples_in_the_docs_define_a_dag(page, code):
 
 def _dags_created(code: str, namespace: dict[str, object]) -> list[object]:
     """``@dag`` functions return the DAG when called: call each one the example defined."""
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     made = []
     for name in re.findall(r"^def (\w+)\(", code, re.M):

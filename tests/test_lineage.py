@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.providers.common.compat.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 # The integration suite's `airflow dags test` fixtures (its conftest only serves tests/integration/).

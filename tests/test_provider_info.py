@@ -48,11 +48,12 @@ def test_dag_parse_time_imports_stay_cheap():
 
     (httpx and tenacity are already imported by the Airflow task SDK.)
     """
-    code = (
-        "import json, sys; import veo_provider.operators.veo, veo_provider.sensors.veo; "
+    code = (  # on top of what the Task SDK imports itself (Airflow 3.0's imports FastAPI)
+        "import json, sys; import airflow.sdk; before = set(sys.modules); "
+        "import veo_provider.operators.veo, veo_provider.sensors.veo; "
         "print(json.dumps(sorted(m for m in ('fastapi', 'uvicorn', 'veo_provider.testing.emulator', "
         "'veo_provider.hooks.veo', 'veo_provider.callbacks.app', 'veo_provider.callbacks.decision') "
-        "if m in sys.modules)))"
+        "if m in sys.modules and m not in before)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []

@@ -12,7 +12,7 @@ ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
 @pytest.fixture
 def airflow_home(monkeypatch):
     """No [operators] default_deferrable in the environment or the loaded airflow.cfg; restored after."""
-    from airflow.sdk import conf
+    from airflow.providers.common.compat.sdk import conf
 
     monkeypatch.delenv(ENV, raising=False)
     saved = dict(conf["operators"]) if conf.has_section("operators") else None
@@ -28,7 +28,7 @@ def airflow_home(monkeypatch):
 
 
 def test_unset_means_deferrable_although_airflows_own_default_is_false(airflow_home):
-    from airflow.sdk import conf
+    from airflow.providers.common.compat.sdk import conf
 
     assert conf.getboolean("operators", "default_deferrable") is False  # Airflow's default
     assert default_deferrable() is True
@@ -72,7 +72,7 @@ def test_a_unit_test_process_is_not_an_in_process_task_run():
 
 
 def test_task_veo_follows_it_too(airflow_home, monkeypatch):
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from veo_provider.decorators.veo import veo_task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from veo_provider import get_provider_info
 from veo_provider.exceptions import VeoConfigError, VeoConnectionNotFound
@@ -138,7 +138,7 @@ def test_a_missing_connection_says_where_connections_are_read_and_how_to_add_one
 
 async def test_under_in_process_comms_the_wait_reads_the_connection_the_way_the_task_did(monkeypatch) -> None:
     """`airflow dags test`'s supervisor answers only sync requests: the async lookup used to miss DB connections."""
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
     from airflow.sdk.execution_time import task_runner
 
     from veo_provider.hooks.veo import VeoHook

@@ -10,12 +10,12 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowTaskTimeout
 
 from veo_provider.exceptions import HOW_TO_RESOLVE
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from veo_provider.models import TaskStatus, VeoEvent
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.providers.common.compat.sdk import Asset, AssetAlias
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage

@@ -1,5 +1,8 @@
 """The AirflowPlugin: mounts the provider's apps in the api-server and its Videos views, nothing else.
 
+The /veo app hides the callback signature from the access log, and (before Airflow 3.3) the plugin
+sweeps the ledger's old Variables in a daemon thread.
+
 ``/veo/callback`` (the callback receiver) and ``/veo/quota`` (the spending cap) share one app,
 so both keep their public URLs under one prefix; the Videos routes (``/veo-ui``) are their own
 app, behind Airflow's authorization. Every Airflow process loads plugins, but only
@@ -22,12 +25,16 @@ def build_app() -> Any:
     """The api-server's ``/veo`` app: the callback route and the spending cap's route."""
     from fastapi import FastAPI
 
+    from veo_provider.callbacks.access_log import HideSignature
     from veo_provider.callbacks.app import add_callback_route
+    from veo_provider.ledger.database import start_sweeper
     from veo_provider.spending.route import add_spending_cap_route
 
     app = FastAPI(title="Veo (airflow-provider-veo)", docs_url=None, redoc_url=None, openapi_url=None)
     add_callback_route(app)
     add_spending_cap_route(app)
+    app.add_middleware(HideSignature)  # the access log prints the query after our route read it
+    start_sweeper()  # before Airflow 3.3: the ledger's Variables of tasks that never succeeded
     return app
 
 

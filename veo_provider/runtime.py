@@ -11,12 +11,9 @@ __all__ = ["default_deferrable", "in_process"]
 
 def in_process() -> bool:
     """True under ``airflow dags test`` / ``tasks test``: the task runs with the metadata DB at hand."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
-    except ImportError:  # pragma: no cover - older task SDKs
-        return False
-    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+    from veo_provider.compat import in_process_comms
+
+    return in_process_comms()
 
 
 _DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
@@ -33,7 +30,7 @@ def default_deferrable() -> bool:
     """
     import os
 
-    from airflow.sdk import conf
+    from airflow.providers.common.compat.sdk import conf
 
     env = _DEFERRABLE_ENV
     if any(name in os.environ for name in (env, f"{env}_CMD", f"{env}_SECRET")):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, Connection
+    from airflow.providers.common.compat.sdk import BaseHook, Connection
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -370,7 +370,7 @@ def _not_found(conn_id: str, reader: str) -> Exception:
 
 def read_settings(hook: BaseHook, conn_id: str, reader: str = "this task") -> VeoSettings:
     """The connection's settings, read the way a task reads connections (through ``hook``)."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     try:
         conn = hook.get_connection(conn_id)
@@ -385,11 +385,9 @@ def _comms_answer_only_sync() -> bool:
     There the asynchronous lookup skips the metadata database (it finds only ``AIRFLOW_CONN_*``
     variables), so a connection made by ``airflow connections add`` would be missing for the wait.
     """
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:  # pragma: no cover - older task SDKs
-        return False
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    from veo_provider.compat import supervisor_comms
+
+    comms = supervisor_comms()
     return comms is not None and not hasattr(comms, "asend")
 
 
@@ -400,7 +398,7 @@ async def aread_settings(hook: BaseHook, conn_id: str) -> VeoSettings:
 
         return await sync_to_async(read_settings)(hook, conn_id, "the wait")
     from airflow.providers.common.compat.connection import get_async_connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     try:
         conn = await get_async_connection(conn_id, hook=hook)

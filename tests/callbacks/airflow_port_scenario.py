@@ -31,7 +31,7 @@ SUCCESS = {
 LOST = {**SUCCESS, "task_id": "job-2", "trace_id": "tr-2"}
 
 DAG_FILE = f'''
-from airflow.sdk import DAG, BaseOperator
+from airflow.providers.common.compat.sdk import DAG, BaseOperator
 
 
 class Noop(BaseOperator):

@@ -16,6 +16,7 @@ from veo_provider.callbacks.signing import (
     sign_callback_url,
     verify_callback,
 )
+from veo_provider.compat import AIRFLOW_V_3_3_PLUS
 
 SECRET = "cb-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OLD_SECRET = "cb-old-secret-9876543210-zyxwvutsrqponmlkjihgfedcba"
@@ -181,6 +182,7 @@ def test_reasons_never_contain_the_signature_or_the_secret() -> None:
         assert params[SIGNATURE_PARAM] not in text and good[SIGNATURE_PARAM] not in text and SECRET not in text
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="Airflow redacts query values in its access log from 3.3")
 def test_airflow_access_log_redacts_the_signature() -> None:
     """The api-server's access log writes query strings; ours must come out without the signature."""
     from airflow.api_fastapi.common.http_access_log import _redact_query_string

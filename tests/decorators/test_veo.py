@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, TaskDeferred, task
 
 from tests.support import unmapped
 from veo_provider.testing.fakes import FakeStore

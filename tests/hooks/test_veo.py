@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from tests.support import ASYNC_TEXT, BASE_URL, SECRET_TOKEN, Chunks
 from veo_provider.exceptions import (
@@ -305,7 +305,7 @@ def test_download_to_object_storage_url(hook, tmp_path):
 
 def test_download_to_a_remote_object_store(hook):
     import fsspec
-    from airflow.sdk import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
     from airflow.sdk.io import attach
 
     attach("memory", fs=fsspec.filesystem("memory"))  # stands in for s3://, gs://, ...

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from airflow.sdk import Connection
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Connection
 
 from tests.support import ASYNC_TEXT, SECRET_TOKEN, Chunks
 from veo_provider.exceptions import (
@@ -282,7 +281,7 @@ def test_error_mid_stream_keeps_the_old_target_and_leaves_no_temp_file(veo_conn,
 @pytest.fixture
 def memory_dir():
     import fsspec
-    from airflow.sdk import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
     from airflow.sdk.io import attach
 
     attach("memory", fs=fsspec.filesystem("memory"))  # stands in for s3://, gs://, ...

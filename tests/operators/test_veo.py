@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from tests.support import ctx, op
 from veo_provider.exceptions import VeoJobFailedError, VeoModerationError
@@ -517,7 +517,7 @@ def test_execution_timeout_caps_the_wait_of_the_deferred_try(api, store):
 def test_reaching_execution_timeout_is_airflows_task_timeout_so_retries_apply(store):
     from datetime import timedelta
 
-    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
 
     context, start = timed_ctx(store, started_ago=8)
     with pytest.raises(AirflowTaskTimeout, match=r"execution_timeout.*same job"):
@@ -543,7 +543,7 @@ def test_without_execution_timeout_the_wait_lasts_timeout(api, store):
 def test_veo_tasks_retry_by_default_because_a_retry_is_free():
     from datetime import timedelta
 
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
 
     from veo_provider.sensors.veo import VeoSensor
 
@@ -650,14 +650,14 @@ def test_a_connection_configuration_error_is_final_and_sends_nothing(api, store,
 
 def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_paying(api, store, monkeypatch):
     """The task reads the connection one way; the wait's asynchronous lookup does not find it."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     from veo_provider.hooks.veo import VeoHook
 
     async def not_there(cls, conn_id):
         raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
 
-    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(not_there))
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(not_there), raising=False)
     post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
     with pytest.raises(AirflowFailException) as info:
         op(deferrable=False).execute(ctx(store))
@@ -668,14 +668,14 @@ def test_a_wait_in_the_worker_that_cannot_read_the_connection_fails_before_payin
 
 
 def test_a_wait_that_would_read_another_connection_fails_before_paying(api, store, monkeypatch):
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
     from veo_provider.hooks.veo import VeoHook
 
     async def elsewhere(cls, conn_id):
         return Connection(conn_id=conn_id, conn_type="veo", host="https://other.example", password="tok-other")
 
-    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(elsewhere))
+    monkeypatch.setattr(VeoHook, "aget_connection", classmethod(elsewhere), raising=False)
     post = api.post("/veo/videos")
     with pytest.raises(AirflowFailException, match="from another source than this task") as info:
         op(deferrable=False).execute(ctx(store))
@@ -702,3 +702,25 @@ def test_an_unknown_extra_body_field_is_logged_with_the_nearest_known_one(api, s
     assert "'brand_new_field' is not one /veo/videos is known to take (a new API field?" in logged
     assert "'seed'" not in logged
     assert json.loads(route.calls.last.request.content)["durration"] == 8, "still sent as given"
+
+
+# ------------------------------------------------------------- mapped tasks keep their defaults
+
+
+def test_mapped_tasks_keep_two_retries_and_a_30s_delay_unless_default_args_or_the_call_say_otherwise():
+    from datetime import timedelta
+
+    from airflow.providers.common.compat.sdk import DAG, TaskGroup
+
+    with DAG("mapped_defaults", schedule=None):
+        plain = VeoOperator.partial(task_id="plain", model="veo3").expand(prompt=["a", "b"])
+        own = VeoOperator.partial(task_id="own", retries=0, retry_delay=5).expand(prompt=["a"])
+        with TaskGroup("g", default_args={"retries": 7}):
+            grouped = VeoOperator.partial(task_id="grouped").expand(prompt=["a"])
+        called = VeoOperator.partial(task_id="called", default_args={"retries": 4}).expand(prompt=["a"])
+    assert plain.retries == 2 and plain.retry_delay == timedelta(seconds=30)
+    assert own.retries == 0 and own.retry_delay == timedelta(seconds=5)
+    assert grouped.retries == 7 and called.retries == 4
+    with DAG("mapped_dag_defaults", schedule=None, default_args={"retries": 5}):
+        from_dag = VeoOperator.partial(task_id="from_dag").expand(prompt=["a"])
+    assert from_dag.retries == 5

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from tests.support import SECRET_TOKEN, Chunks, op
 from veo_provider.exceptions import VeoDownloadTooLarge, VeoError, VeoTransportError

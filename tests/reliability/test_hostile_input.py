@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -315,7 +315,7 @@ def test_a_100_kb_prompt_is_refused_with_its_size() -> None:
 def test_an_unknown_but_well_formed_model_id_is_sent_as_documented() -> None:
     """Not a refusal: VeoOperator's docstring promises a newer model's exact id is sent as given."""
     import httpx
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as api:
         post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))

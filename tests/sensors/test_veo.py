@@ -6,8 +6,12 @@ import time
 
 import httpx
 import pytest
-from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    PokeReturnValue,
+    TaskDeferred,
+)
 
 from veo_provider.exceptions import VeoJobFailedError
 from veo_provider.models import XCOM_KEYS

@@ -47,7 +47,7 @@ def write_files(home: Path) -> None:
     (home / "plugins").mkdir(parents=True, exist_ok=True)
     tasks = "\n".join(f"    Noop(task_id={t!r})" for t in task_ids())
     (home / "dags" / "cap_scenario_dag.py").write_text(
-        "from airflow.sdk import DAG, BaseOperator\n\n\nclass Noop(BaseOperator):\n"
+        "from airflow.providers.common.compat.sdk import DAG, BaseOperator\n\n\nclass Noop(BaseOperator):\n"
         "    def execute(self, context):\n        return None\n\n\n"
         f'with DAG("{DAG_ID}", schedule=None):\n{tasks}\n'
     )

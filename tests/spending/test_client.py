@@ -7,7 +7,7 @@ from datetime import date
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from tests.operators.test_veo import RUNNING, FakeStore, RecordingTI, op
 from veo_provider.exceptions import SpendingCapError, SpendingCapMisconfigured
@@ -132,12 +132,13 @@ def test_a_cap_that_cannot_be_checked_sends_nothing_and_is_retryable(veo_conn, m
     assert post.call_count == 0 and LEDGER_KEY not in store.values
 
 
-def test_a_cap_without_a_task_state_store_refuses_to_guess(veo_conn):
+def test_a_cap_without_a_ledger_refuses_to_guess(veo_conn):
+    """No task state store and no task instance to name Variables after: nothing to count against."""
     veo_conn(daily_job_limit=2)
     with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
         post = api.post("/veo/videos")
-        with pytest.raises(AirflowFailException, match="needs Airflow's task state store"):
-            op().execute({"ti": RecordingTI()})
+        with pytest.raises(AirflowFailException, match="needs this task's ledger"):
+            op().execute({})
     assert post.call_count == 0
 
 

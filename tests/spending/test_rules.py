@@ -125,7 +125,7 @@ def test_a_bad_max_jobs_per_dag_run_fails_at_parse_time(bad):
 
 @pytest.mark.parametrize(("raw", "expected"), [(None, None), ("", None), (3, 3), ("3", 3), (2.0, 2)])
 def test_daily_job_limit_extra(raw, expected):
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
     conn = Connection(conn_id="c", conn_type="veo", password="t")
     assert VeoSettings.from_connection(conn, {"daily_job_limit": raw}).daily_job_limit == expected
@@ -133,7 +133,7 @@ def test_daily_job_limit_extra(raw, expected):
 
 @pytest.mark.parametrize("raw", [0, -2, 2.5, "many", True])
 def test_a_bad_daily_job_limit_names_the_extra(raw):
-    from airflow.sdk import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
     conn = Connection(conn_id="c", conn_type="veo", password="t")
     with pytest.raises(ValueError, match="'daily_job_limit' must be a whole number of jobs"):

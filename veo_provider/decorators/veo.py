@@ -21,11 +21,11 @@ from airflow.providers.common.compat.sdk import (
 
 from veo_provider.models.names import REQUEST_ARGUMENTS
 from veo_provider.operators.veo import VeoOperator
-from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from veo_provider.resume_hold import with_default_retries
 from veo_provider.settings import did_you_mean
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 __all__ = ["veo_task"]
 
@@ -66,7 +66,7 @@ class _VeoDecoratedOperator(DecoratedOperator, VeoOperator):
 
     def _apply(self, value: Any) -> None:
         """Set what the function returned; anything else is refused before any HTTP call."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         if isinstance(value, str):
             value = {"prompt": value}
@@ -96,21 +96,7 @@ def veo_task(python_callable: Callable | None = None, **kwargs: Any) -> TaskDeco
         raise ValueError("@task.veo returns one dict (the VeoOperator result): multiple_outputs is not supported")
     # Explicit, or a function annotated ``-> dict`` (it returns request fields) would switch it on.
     kwargs["multiple_outputs"] = False
-    for name, default in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY)):
-        if name not in kwargs and name not in _default_args():
-            kwargs[name] = default
+    kwargs = with_default_retries(kwargs)
     return task_decorator_factory(
         python_callable=python_callable, decorated_operator_class=_VeoDecoratedOperator, **kwargs
     )
-
-
-def _default_args() -> Mapping[str, Any]:
-    """The DAG's and task group's ``default_args`` where the decorator is applied (they win over ours)."""
-    try:
-        from airflow.sdk.bases.operator import get_merged_defaults
-        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
-    except ImportError:  # pragma: no cover - Airflow moved them: our defaults still apply
-        return {}
-    dag = DagContext.get_current()
-    group = TaskGroupContext.get_current(dag) if dag else None
-    return get_merged_defaults(dag=dag, task_group=group, task_params=None, task_default_args=None)[0] or {}

@@ -29,9 +29,9 @@ class ApiServerAnswer(NamedTuple):
 
 def api_server_base() -> str:
     """Airflow's own resolution of the Execution API URL, minus its ``/execution`` suffix."""
-    from airflow.executors.base_executor import get_execution_api_server_url
+    from veo_provider.compat import execution_api_server_url
 
-    base = get_execution_api_server_url().rstrip("/")
+    base = execution_api_server_url().rstrip("/")
     return base[: -len("/execution")] if base.endswith("/execution") else base
 
 

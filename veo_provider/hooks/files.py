@@ -13,19 +13,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk.io.path import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     from veo_provider.exceptions import VeoError
 
-__all__ = ["capped", "check_writable", "content_length", "destination", "exactly", "write"]
+__all__ = ["capped", "check_writable", "content_length", "destination", "exactly", "is_local", "write"]
 
 log = logging.getLogger(__name__)
+
+
+def is_local(target: Any) -> bool:
+    """A path on this machine's file system: a ``pathlib.Path`` that is not an object-store path.
+
+    universal-pathlib 0.2 (Airflow 3.0 and 3.1) makes every ``ObjectStoragePath`` a ``Path``
+    subclass too; what tells them apart is the filesystem an object-store path carries.
+    """
+    return isinstance(target, Path) and not hasattr(target, "fs")
 
 
 def destination(destination: Any) -> tuple[Any, str]:
     """(where to write, what to report): a local Path (its directory made) or an object-store path."""
     if isinstance(destination, str) and "://" in destination and not destination.startswith("file://"):
-        from airflow.sdk import ObjectStoragePath
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
 
         destination = ObjectStoragePath(destination)
     elif isinstance(destination, str):
@@ -36,7 +45,7 @@ def destination(destination: Any) -> tuple[Any, str]:
     elif getattr(destination, "protocol", "file") in ("file", "local"):
         destination = Path(destination.path)  # local: written with O_EXCL, see _write_local
     # Object stores have no directories (and creating one may try to create a bucket).
-    if isinstance(destination, Path):
+    if is_local(destination):
         destination.parent.mkdir(parents=True, exist_ok=True)
     return destination, shown
 
@@ -54,9 +63,9 @@ def check_writable(output_path: Any) -> None:
         raise ValueError(f"output_path {shown!r} names no file: end it with the video's file name, e.g. .../clip.mp4")
     try:
         target, shown = destination(output_path)
-        if isinstance(target, Path) and target.is_dir():
+        if is_local(target) and target.is_dir():
             raise ValueError("it is an existing folder; name the video file inside it, e.g. .../clip.mp4")
-        if isinstance(target, Path):
+        if is_local(target):
             probe = target.with_name(f".{target.name}.{uuid.uuid4().hex}.probe")
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
             probe.unlink()
@@ -98,7 +107,7 @@ def capped(chunks: Iterable[bytes], limit: int, too_large: Callable[[int, bool],
 
 def write(target: Any, chunks: Iterable[bytes]) -> None:
     """Write ``chunks`` to ``target`` (a local Path or an object-store path) all or nothing."""
-    if isinstance(target, Path):
+    if is_local(target):
         _write_local(target, chunks)
     else:
         _write_remote(target, chunks)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import tenacity
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from veo_provider import addresses
 from veo_provider.exceptions import (
@@ -59,7 +59,7 @@ from veo_provider.models.requests import describe, fetched_urls
 from veo_provider.settings import VeoSettings, aread_settings, read_settings
 
 if TYPE_CHECKING:
-    from airflow.sdk.io.path import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 __all__ = ["VeoHook", "VeoSettings"]
 

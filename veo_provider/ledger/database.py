@@ -4,8 +4,9 @@ The api-server (callback receiver, spending cap) and a task running in-process (
 test``) reach a task instance's ledger entry and stored callback here, in the same task state
 store the worker writes through the Execution API, and in the same encoding (``json.dumps`` of
 the value through the configured state backend), so ``context["task_state_store"].get(key)``
-returns the dict this module wrote. This is the one place that uses Airflow's private
-``airflow._shared.state.TaskScope``.
+returns the dict this module wrote. Before Airflow 3.3 there is no task state store: the same
+values live in Airflow Variables (``ledger/variables.py``), written here in the caller's session,
+so the row lock, the stored callback and the counter commit together. ``compat`` decides which.
 
     with create_session() as session:
         record = TaskInstanceRecord.find(session, TaskInstanceRef.of(target), lock=True)
@@ -18,18 +19,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from veo_provider import compat
+from veo_provider.ledger import variables
 from veo_provider.ledger.keys import LEDGER_KEY, STORED_CALLBACK_KEY
 from veo_provider.models.records import LedgerEntry, StoredCallback
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["TaskInstanceRecord", "TaskInstanceRef", "create_session"]
+__all__ = ["TaskInstanceRecord", "TaskInstanceRef", "create_session", "start_sweeper", "sweep_fallback"]
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +50,6 @@ def create_session() -> Iterator[Session]:
 
     with airflow_session(scoped=False) as session:
         yield session
-
-
-def _metastore_backend() -> bool:
-    """True when the task state store is Airflow's metadata-database backend (the default)."""
-    try:
-        from airflow.state import get_state_backend
-        from airflow.state.metastore import MetastoreBackend
-    except ImportError:  # no task state store in this Airflow
-        return False
-    return type(get_state_backend()) is MetastoreBackend
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ class TaskInstanceRecord:
 
         where: tuple[Any, ...] = (TI.dag_id == ref.dag_id, TI.run_id == ref.run_id, TI.task_id == ref.task_id)
         where += (TI.map_index == ref.map_index,)
-        if preload and _metastore_backend():
+        if preload and compat.state_store_is_metastore():
             return cls._find_preloaded(session, ref, where, lock, preload)
         query = select(TI).where(*where)
         row = session.scalar(query.with_for_update(of=TI) if lock else query)
@@ -148,22 +143,17 @@ class TaskInstanceRecord:
 
     # ---------------------------------------------------------------- the task state store
 
-    def _scope(self) -> Any:
-        from airflow._shared.state import TaskScope
-
-        ref = self.ref
-        return TaskScope(dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index)
+    def _read_raw(self, key: str) -> Any:
+        if compat.HAS_TASK_STATE_STORE:
+            return compat.state_store_get(self.session, self.ref, key)
+        stored = _variable_row(self.session, variables.variable_key(self.ref, key))
+        return variables.unwrap(self.ref, key, _decrypted(stored)) if stored is not None else None
 
     def read(self, key: str) -> dict[str, Any] | None:
         """The dict stored under ``key``; None if nothing is, or it is not a JSON object."""
-        if key in self._preloaded:
-            raw = self._preloaded[key]
-        else:
-            from airflow.state import get_state_backend
-
-            raw = get_state_backend().get(self._scope(), key, session=self.session)
-        if raw is None:
-            return None
+        raw = self._preloaded[key] if key in self._preloaded else self._read_raw(key)
+        if raw is None or isinstance(raw, dict):
+            return raw
         try:
             value = json.loads(raw)
         except ValueError:
@@ -172,37 +162,22 @@ class TaskInstanceRecord:
 
     def write(self, key: str, value: dict[str, Any], *, expires_at: datetime | None = None) -> None:
         """Store ``value`` under ``key``, as the Execution API would; kept ``[state_store]
-        default_retention_days`` unless ``expires_at`` says otherwise."""
+        default_retention_days`` unless ``expires_at`` says otherwise (before 3.3: the fallback's sweep)."""
+        if not compat.HAS_TASK_STATE_STORE:
+            _write_variable(self.session, self.ref, key, value)
+            return
         from airflow.configuration import conf
 
         if expires_at is None:
             days = conf.getint("state_store", "default_retention_days", fallback=0)
             expires_at = datetime.now(timezone.utc) + timedelta(days=days) if days > 0 else None
         encoded = json.dumps(value)
-        if _metastore_backend():
-            self._upsert(key, encoded, expires_at)
+        if compat.state_store_is_metastore():
+            compat.state_store_upsert(self.session, self.ref, self.row.dag_run.id, key, encoded, expires_at=expires_at)
         else:
-            from airflow.state import get_state_backend
-
-            get_state_backend().set(self._scope(), key, encoded, expires_at=expires_at, session=self.session)
+            compat.state_store_set(self.session, self.ref, key, encoded, expires_at=expires_at)
         if key in self._preloaded:
             self._preloaded[key] = encoded
-
-    def _upsert(self, key: str, encoded: str, expires_at: datetime | None) -> None:
-        """The metadata backend's own upsert statement, with the DAG run id the row came with
-        (the backend would look it up first: one more round trip)."""
-        from airflow.models.task_state_store import TaskStateStoreModel
-        from airflow.state.metastore import _build_upsert_stmt
-        from airflow.utils.sqlalchemy import get_dialect_name
-
-        now = datetime.now(timezone.utc)
-        ref = self.ref
-        values = dict(dag_run_id=self.row.dag_run.id, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id)
-        values.update(map_index=ref.map_index, key=key, value=encoded, updated_at=now, expires_at=expires_at)
-        update = dict(value=encoded, updated_at=now, expires_at=expires_at)
-        conflict = ["dag_run_id", "task_id", "map_index", "key"]
-        dialect = get_dialect_name(self.session)
-        self.session.execute(_build_upsert_stmt(dialect, TaskStateStoreModel, conflict, values, update))
 
     # --------------------------------------------------------------- typed stored values
 
@@ -220,3 +195,89 @@ class TaskInstanceRecord:
 
     def store_callback(self, stored: StoredCallback) -> None:
         self.write(STORED_CALLBACK_KEY, stored.dump())
+
+
+# --------------------------------------------------------- the fallback's Variables (< 3.3)
+
+
+def _variable_row(session: Session, name: str) -> Any:
+    from airflow.models.variable import Variable
+    from sqlalchemy import select
+
+    return session.scalar(select(Variable).where(Variable.key == name))
+
+
+def _decrypted(row: Any) -> str | None:
+    """The Variable's value; None when this process cannot decrypt it (another Fernet key)."""
+    try:
+        return row.val
+    except Exception:
+        return None
+
+
+def _write_variable(session: Session, ref: TaskInstanceRef, key: str, value: dict[str, Any]) -> None:
+    """Insert or update the Variable of ``key``, encrypted as Airflow encrypts every Variable."""
+    from airflow.models.variable import Variable
+
+    name = variables.variable_key(ref, key)
+    stored = json.dumps(variables.wrap(ref, key, value))
+    row = _variable_row(session, name)
+    if row is None:
+        session.add(Variable(key=name, val=stored, description=variables.description(ref, key)))
+    else:
+        row.set_val(stored)
+    session.flush()
+
+
+def sweep_fallback(now: datetime | None = None) -> int:
+    """Drop the fallback's Variables not rewritten for ``variables.RETENTION_DAYS`` (none on 3.3+).
+
+    A task that succeeds deletes its own; this catches the rest (tasks that failed for good, runs
+    deleted). The prefix matches literally, never as a LIKE pattern. Returns how many went.
+    """
+    if compat.HAS_TASK_STATE_STORE:
+        return 0
+    from airflow.models.variable import Variable
+    from sqlalchemy import delete, select
+
+    now = now or datetime.now(timezone.utc)
+    with create_session() as session:
+        rows = session.scalars(select(Variable).where(Variable.key.startswith(variables.PREFIX, autoescape=True)))
+        stale = [
+            row.key
+            for row in rows
+            if row.key.startswith(variables.PREFIX)
+            and (stored := _decrypted(row)) is not None
+            and variables.is_stale(stored, now)
+        ]
+        for start in range(0, len(stale), 500):
+            session.execute(
+                delete(Variable)
+                .where(Variable.key.in_(stale[start : start + 500]))
+                .execution_options(synchronize_session=False)
+            )
+    return len(stale)
+
+
+def start_sweeper(interval: float = 24 * 3600.0) -> threading.Thread | None:
+    """Sweep the fallback now and then every ``interval`` seconds, in a daemon thread (api-server only).
+
+    None on Airflow 3.3+ (the task state store keeps its own retention). A failed sweep is logged
+    and tried again at the next interval: housekeeping never stops the api-server.
+    """
+    if compat.HAS_TASK_STATE_STORE:
+        return None
+
+    def _loop() -> None:
+        while True:
+            try:
+                dropped = sweep_fallback()
+                if dropped:
+                    log.info("Dropped %s Veo ledger Variables older than %s days.", dropped, variables.RETENTION_DAYS)
+            except Exception as exc:
+                log.warning("Could not sweep old Veo ledger Variables (%s); will try again later.", exc)
+            time.sleep(interval)
+
+    thread = threading.Thread(target=_loop, name="veo-ledger-sweeper", daemon=True)
+    thread.start()
+    return thread

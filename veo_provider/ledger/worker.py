@@ -4,6 +4,9 @@ The store is scoped to (dag run, task_id, map_index) and survives retries, so a 
 crash, a timeout or a failed download) finds the job it already paid for instead of paying again.
 The callback receiver writes the stored callback (a wake-up) under STORED_CALLBACK_KEY of the same
 task instance; only the worker writes the ledger entry, after an authenticated read of the API.
+
+``Ledger.of(context)`` picks the store: ``context["task_state_store"]`` on Airflow 3.3+, else one
+Airflow Variable per key (``VariableStore``, see ``ledger/variables.py``), through the Execution API.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+from veo_provider import compat
+from veo_provider.ledger import variables
 from veo_provider.ledger.keys import LEDGER_KEY, STORED_CALLBACK_KEY
 from veo_provider.models.records import LedgerEntry, StoredCallback
 
-__all__ = ["Ledger", "LedgerEntry", "fingerprint", "new_submission_key"]
+__all__ = ["Ledger", "LedgerEntry", "VariableStore", "fingerprint", "new_submission_key"]
 
 
 def new_submission_key() -> str:
@@ -30,11 +35,48 @@ def fingerprint(path: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([path, asked], sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+class VariableStore:
+    """The task state store's ``get``/``set``/``delete`` on Airflow Variables, for one task instance (< 3.3)."""
+
+    def __init__(self, ti: Any) -> None:
+        self.ti = ti
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        from airflow.providers.common.compat.sdk import Variable
+
+        return variables.unwrap(self.ti, key, Variable.get(variables.variable_key(self.ti, key), default=None))
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        from airflow.providers.common.compat.sdk import Variable
+
+        envelope = variables.wrap(self.ti, key, value)
+        name = variables.variable_key(self.ti, key)
+        Variable.set(name, envelope, description=variables.description(self.ti, key), serialize_json=True)
+        # Variable.set logs a failed write and returns: read it back, or nothing proves the payment.
+        if self.get(key) != json.loads(json.dumps(value)):
+            raise RuntimeError(f"Could not write the Veo ledger Variable {name} through Airflow's Execution API")
+
+    def delete(self, key: str) -> None:
+        from airflow.providers.common.compat.sdk import Variable
+
+        Variable.delete(variables.variable_key(self.ti, key))
+
+
 class Ledger:
     """Typed access to the ledger entry of one task instance (``None`` store: no crash safety)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
+
+    @classmethod
+    def of(cls, context: Any) -> Ledger:
+        """The ledger of the task running with ``context``: its task state store, else (before Airflow
+        3.3) its Variables; none when the context names no task instance (plain unit calls)."""
+        store = context.get("task_state_store")
+        ti = context.get("ti")
+        if store is None and not compat.HAS_TASK_STATE_STORE and getattr(ti, "run_id", None) is not None:
+            store = VariableStore(ti)
+        return cls(store)
 
     @property
     def durable(self) -> bool:
@@ -68,6 +110,13 @@ class Ledger:
         """Nothing was created (refused, or never reached the API): the next try may submit again."""
         if self.store is not None:
             self.store.delete(LEDGER_KEY)
+
+    def job_done(self) -> None:
+        """The task has its result: the Variables of the fallback go (the task state store keeps its
+        rows until the DAG run goes, as Airflow 3.3 keeps them)."""
+        if isinstance(self.store, VariableStore):
+            for key in (LEDGER_KEY, STORED_CALLBACK_KEY):
+                self.store.delete(key)
 
     def stored_callback(self, entry: LedgerEntry) -> StoredCallback | None:
         """The stored callback the receiver kept for ``entry``'s submission, if one came."""

@@ -4,8 +4,9 @@ before any run, with a message that names the argument and the fix."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["MAX_SECONDS", "ON_UNCERTAIN", "WAIT_MODES", "check_wait_arguments"]
+__all__ = ["MAX_SECONDS", "ON_UNCERTAIN", "WAIT_MODES", "check_wait_arguments", "resolve_wait_mode"]
 
 WAIT_MODES = ("auto", "poll", "callback")
 ON_UNCERTAIN = ("fail", "resubmit")
@@ -26,3 +27,18 @@ def check_wait_arguments(
         low_ok = ok and (value >= 0 if name == "first_poll_delay" else value > 0)
         if not low_ok or value > MAX_SECONDS:
             raise ValueError(f"{name} must be a positive number of seconds up to a year (got {value!r})")
+
+
+def resolve_wait_mode(wait_mode: str, settings: Any, conn_id: str) -> str:
+    """``poll`` or ``callback`` for this connection; a callback mode that cannot work fails before any paid call."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    ready = bool(settings.callback_base_url and settings.callback_secret)
+    if wait_mode == "auto":
+        return "callback" if ready else "poll"
+    if wait_mode == "callback" and not ready:
+        raise AirflowFailException(
+            f"wait_mode='callback' needs 'callback_base_url' and 'callback_secret' in the extras of the Veo "
+            f"connection {conn_id!r} (see docs/callbacks.md), or use wait_mode='poll'"
+        )
+    return wait_mode

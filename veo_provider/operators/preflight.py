@@ -15,7 +15,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from veo_provider.runtime import in_process
 from veo_provider.settings import did_you_mean

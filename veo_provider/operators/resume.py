@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowTaskTimeout
 
 from veo_provider.exceptions import HOW_TO_RESOLVE, VeoNotFoundError
 from veo_provider.models import LedgerEntry, TaskState, TaskStatus, decide_state

@@ -11,22 +11,22 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
+from veo_provider import compat, resume_hold, spending
 from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
 from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.lineage import VeoLineageMixin
 from veo_provider.links import VeoVideoLink
 from veo_provider.models.names import KNOWN_MODELS, REQUEST_ARGUMENTS
-from veo_provider.operators.arguments import check_wait_arguments
+from veo_provider.operators.arguments import check_wait_arguments, resolve_wait_mode
 from veo_provider.operators.preflight import check_argument_names, check_wait_connection
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
 from veo_provider.spending.limits import check_limit
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
     from veo_provider.ledger import Ledger, LedgerEntry
@@ -171,6 +171,14 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.safety_poll_interval = safety_poll_interval
         self.max_jobs_per_dag_run = max_jobs_per_dag_run
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As ``BaseOperator.partial``, keeping ``retries=2`` and the 30 s delay for mapped tasks
+        (before Airflow 3.3 ``partial()`` fills unset arguments with Airflow's defaults, not ours)."""
+        if not compat.PARTIAL_APPLIES_OPERATOR_DEFAULTS:
+            kwargs = resume_hold.with_default_retries(kwargs)
+        return super().partial(**kwargs)
+
     # ------------------------------------------------------------------------------ request
 
     def build_request(self) -> VeoRequest:
@@ -192,19 +200,6 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
 
         return VeoHook(self.veo_conn_id)
 
-    def _resolved_wait_mode(self) -> str:
-        """``poll`` or ``callback``; a callback mode that cannot work fails before any paid call."""
-        s = self.hook.settings
-        ready = bool(s.callback_base_url and s.callback_secret)
-        if self.wait_mode == "auto":
-            return "callback" if ready else "poll"
-        if self.wait_mode == "callback" and not ready:
-            raise AirflowFailException(
-                f"wait_mode='callback' needs 'callback_base_url' and 'callback_secret' in the extras of the Veo "
-                f"connection {self.veo_conn_id!r} (see docs/callbacks.md), or use wait_mode='poll'"
-            )
-        return self.wait_mode
-
     # ------------------------------------------------------------------------------ execute
 
     def execute(self, context: Context) -> Any:
@@ -221,12 +216,16 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
                 raise AirflowFailException(str(exc)) from None
         check_wait_connection(self.hook, waits=self.wait_for_completion, deferrable=self.deferrable, log=self.log)
         # Nothing will be waiting for a callback when the task returns right after submission.
-        mode = self._resolved_wait_mode() if self.wait_for_completion else "poll"
+        mode = (
+            resolve_wait_mode(self.wait_mode, self.hook.settings, self.veo_conn_id)
+            if self.wait_for_completion
+            else "poll"
+        )
         if self.model and self.model not in KNOWN_MODELS:
             self.log.warning("Model %r is not one we know; sending it as given.", self.model)
-        ledger = Ledger(context.get("task_state_store"))
+        ledger = Ledger.of(context)
         if not ledger.durable:
-            self.log.warning("No task_state_store in the context: a retry after a crash may pay again.")
+            self.log.warning("No ledger for this task (no task state store): a retry after a crash may pay again.")
 
         entry = ledger.get()
         asked = fingerprint(request.path, request.to_body())
@@ -274,7 +273,6 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         raise AirflowFailException(f"{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}")
 
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
-        from veo_provider import spending
         from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
         from veo_provider.ledger import new_submission_key
         from veo_provider.models import decide_state
@@ -397,7 +395,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         from veo_provider.models import decide_state
         from veo_provider.operators.resume import job_named_by_callback
 
-        ledger = Ledger(context.get("task_state_store"))
+        ledger = Ledger.of(context)
         entry = ledger.get()
         if entry is None or entry.key != ev.submission_key:
             raise AirflowException(
@@ -423,23 +421,24 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         return self._continue(context, ledger, entry, status, "callback", ev.deadline)
 
     def _finish(self, context: Context, status: TaskStatus) -> dict[str, Any]:
+        from veo_provider.ledger import Ledger
+
         result = self._xcom(context, status, self.hook.save_video(status, self.output_path))
         for key in ("video_id", "video_url"):  # so that op.output["video_id"] works
             _push(context, key, result[key])
         self.record_lineage(context, result)  # asset events for the task's outlets; OpenLineage facets
+        Ledger.of(context).job_done()  # before Airflow 3.3: its Variables go with the job
         return result
 
     def _xcom(self, context: Context, status: TaskStatus, output_path: str | None = None) -> dict[str, Any]:
         from veo_provider.ledger import Ledger
         from veo_provider.models.records import SENT_KEYS, result_to_xcom
 
-        entry = Ledger(context.get("task_state_store")).get()
-        if entry is not None and entry.sent is not None:
-            sent = entry.sent
-        else:  # no ledger (no task state store): what the arguments ask for
+        entry = Ledger.of(context).get()
+        if entry is None or entry.sent is None:  # no ledger (no task state store): what the arguments ask for
             sent = {key: getattr(self, key, None) for key in SENT_KEYS}
             sent["action"] = sent["action"] or ("text2video" if self.endpoint == "videos" else None)
-        return result_to_xcom(status, sent=sent, output_path=output_path)
+        return result_to_xcom(status, sent=entry.sent if entry and entry.sent else sent, output_path=output_path)
 
 
 def _push(context: Context, key: str, value: Any) -> None:

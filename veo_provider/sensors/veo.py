@@ -8,8 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from veo_provider.deadlines import poll_outcome
 from veo_provider.links import VeoVideoLink
@@ -17,7 +16,7 @@ from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first
 from veo_provider.runtime import default_deferrable
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from veo_provider.hooks.veo import VeoHook
     from veo_provider.models import TaskStatus

@@ -14,7 +14,7 @@ from veo_provider.exceptions import SpendingCapError, SpendingCapMisconfigured, 
 from veo_provider.spending.rules import CapDecision, CapRequest, CapRequestRefused, refusal_message
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from veo_provider.ledger import Ledger, LedgerEntry
 
@@ -75,14 +75,15 @@ def _ask(request: CapRequest) -> CapDecision:
 
 def reserve(context: Context, ledger: Ledger, entry: LedgerEntry) -> None:
     """Count ``entry``'s submission against its caps before it is sent; AirflowFailException if over."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     if not entry.caps:
         return
     if not ledger.durable:
         raise AirflowFailException(
-            "A spending cap (daily_job_limit / max_jobs_per_dag_run) needs Airflow's task state store, and this "
-            "task has none in its context: run it in Airflow 3.3+ (or remove the cap)"
+            "A spending cap (daily_job_limit / max_jobs_per_dag_run) needs this task's ledger (Airflow's task "
+            "state store, or its Variables before Airflow 3.3), and this task has none: run it as an Airflow "
+            "task (or remove the cap)"
         )
     ti = context["ti"]
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from airflow.providers.common.compat.sdk import DAG, AssetAlias
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, AssetAlias
 
 from veo_provider.lineage import output_asset
 from veo_provider.operators.veo import VeoOperator

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import respx
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from tests.support import BASE_URL, op
 from veo_provider.ledger import LEDGER_KEY
