@@ -52,7 +52,7 @@ def _unsatisfiable(size: int) -> HTTPException:
 
 def open_recorded(output_path: str) -> Any:
     """The recorded path as an ObjectStoragePath (a plain local path is a ``file://`` URL)."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
 
     url = output_path if "://" in output_path else "file://" + output_path
     return ObjectStoragePath(url)
