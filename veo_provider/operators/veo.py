@@ -32,6 +32,7 @@ from veo_provider.models import (
 from veo_provider.models.records import SENT_KEYS, sent_summary
 from veo_provider.models.requests import REQUEST_ARGUMENTS, request_from_arguments, unknown_extra_fields
 from veo_provider.operators.arguments import check_wait_arguments
+from veo_provider.operators.failures import record_failure
 from veo_provider.operators.preflight import check_argument_names, check_wait_connection
 from veo_provider.operators.resume import job_named_by_callback, record_paid_job, status_of_paid_job
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
@@ -339,6 +340,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     ) -> Any:
         """Finish now if the job is done, else wait for it (until ``deadline`` when one is running)."""
         assert entry.veo_task_id is not None
+        record_failure(context, status)  # before finished() raises: the Videos tab shows the reason
         if status.finished(entry.veo_task_id):
             return self._finish(context, status)
         if not self.wait_for_completion:
@@ -382,6 +384,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
         if ev.source == "callback":
             return self._woken_by_callback(context, ev)
+        if ev.status == "failed":  # before poll_outcome raises: the Videos tab shows the reason
+            record_failure(context, ev.job_status())
         status = poll_outcome(ev)
         if status is None:
             raise timeout_error(context, ev, self.timeout, self.execution_timeout)
