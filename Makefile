@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-reliability lint typecheck unit bench docs clean ui-bundle
+.PHONY: demo test test-reliability lint typecheck unit bench docs clean ui-bundle test-ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ UI_WWW := veo_provider/ui/www
 ui-bundle:
 	cd $(UI_WWW) && npm ci --no-audit --no-fund && npm test && npm run build
 	git diff --exit-code -- veo_provider/ui/static
+
+# The Videos views' tests, the browser check included, never skipped (CI=true): needs Debian's
+# chromium (apt-get install -y chromium) and Node. Screenshots land in out/ui-videos/.
+test-ui: ui-bundle $(STAMP)
+	CI=true $(BIN)/pytest tests/ui
 
 clean:
 	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -5,8 +5,9 @@ emulator; the records are those a finished run leaves), logs in as real users of
 auth manager (per-DAG access from ``auth_manager.py``), and opens the DAG run's and the task
 instance's Videos tabs. Screenshots go to ``out/ui-videos/`` (``VEO_UI_OUT`` to change it).
 
-Needs Playwright (``pip install playwright``) and Debian's ``chromium``; skipped, saying which
-is missing, elsewhere.
+Needs Playwright (``pip install playwright``, in the ``test`` extra) driving Debian's
+``chromium`` (never a browser Playwright downloads); skipped, saying which is missing, on a
+developer's machine, and failed instead under ``CI=true`` (``.ci/run`` installs both).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ui.gate import require
 from tests.ui.seed import ASSET, PROMPTS, USERS, airflow_env
 
 pytestmark = pytest.mark.integration
@@ -56,8 +58,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real api-server (one worker) on a seeded database; its base URL."""
-    if (why := _unavailable()) is not None:
-        pytest.skip(why)
+    require(_unavailable())
     home = tmp_path_factory.mktemp("ui-browser")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
     env.update(airflow_env(home))
