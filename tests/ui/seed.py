@@ -21,7 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ASSET = Path(__file__).resolve().parents[2] / "veo_provider" / "testing" / "assets" / "sample.mp4"
+ASSETS = Path(__file__).resolve().parents[2] / "veo_provider" / "testing" / "assets"
+#: The file of ``clips[0]`` (``clips[1]`` shows the emulator's second picture).
+ASSET = ASSETS / "clip-1-720p.mp4"
 PROMPTS = ["a red fox in snow", "a lighthouse at dusk, waves " * 20, "a paper boat on a river"]
 BIG = 100
 
@@ -153,7 +155,7 @@ def fill(files: Path) -> None:
 
         for i, prompt in enumerate(PROMPTS[:2]):
             target = files / f"clip-{i}.mp4"
-            shutil.copy(ASSET, target)
+            shutil.copy(ASSETS / f"clip-{i + 1}-720p.mp4", target)
             done("videos_dag", "manual__videos", "clips", i, prompt, str(target) if i == 0 else f"file://{target}")
         waiting = tis[("videos_dag", "clips", 2)]
         waiting.state, waiting.try_number, waiting.start_date = "deferred", 1, now - timedelta(seconds=90)
