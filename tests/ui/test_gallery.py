@@ -127,6 +127,7 @@ def test_the_cards_of_the_page_are_the_cards_of_the_run_tab(client, video_db):
     run = client.get(
         f"{UI_PREFIX}/api/dags/videos_dag/dagRuns/manual__videos/videos", headers=video_db.headers("viewer")
     ).json()["videos"]
+
     def cards(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:  # the time waited moves on
         return sorted(({**v, "elapsed_seconds": None} for v in videos), key=lambda v: (v["task_id"], v["map_index"]))
 
