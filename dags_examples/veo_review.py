@@ -23,10 +23,11 @@ OUTPUT_DIR = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-videos")
 POLL_INTERVAL = float(os.environ.get("VEO_POLL_INTERVAL", "15"))
 PROMPT = "A paper boat drifting down a rain-soaked street at dusk, reflections of neon signs, close-up."
 CLIP = OUTPUT_DIR + "/review/{{ dag_run.run_after | ts_nodash }}-{{ ti.task_id }}.mp4"
-# The clip's player: the generate task instance's Videos tab (run ids hold ':' and '+').
-PLAYER = (
-    "{{ conf.get('api', 'base_url', fallback='http://localhost:8080') | trim('/') }}"
-    "/dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}/tasks/generate/plugin/veo-video"
+# The clip's player: the generate task instance's Videos tab (run ids hold ':' and '+'). Relative
+# to Airflow's UI (its <base href>) unless the api-server's base URL is set, for links sent elsewhere.
+BASE_URL = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
+PLAYER = (BASE_URL + "/" if BASE_URL else "") + (
+    "dags/{{ dag.dag_id }}/runs/{{ run_id | urlencode }}/tasks/generate/plugin/veo-video"
 )
 
 

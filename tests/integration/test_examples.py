@@ -170,7 +170,7 @@ def test_review_waits_for_a_person_who_watched_the_clip_then_publishes_or_regene
         "veo_review",
         run_id,
     )
-    player = f"/dags/veo_review/runs/{quote(run_id)}/tasks/generate/plugin/veo-video"
+    player = f"dags/veo_review/runs/{quote(run_id)}/tasks/generate/plugin/veo-video"
     assert f"{player})" in body, body
     assert result.tries("veo_review", made)[0][1] == "success"
     assert result.tries("veo_review", skipped)[0][1] == "skipped"
