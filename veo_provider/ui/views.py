@@ -24,7 +24,7 @@ def bundle_url(base_url: str | None = None) -> str:
 
 
 def react_apps(base_url: str | None = None) -> list[dict[str, Any]]:
-    """ "Videos" tabs on the DAG run and task instance pages, a "Veo videos" page in the nav (one bundle)."""
+    """The "Videos" tabs on the DAG run and task instance pages, a "Veo videos" page in the nav (one bundle)."""
     url = bundle_url(base_url)
     return [
         {"name": "Videos", "bundle_url": url, "destination": "dag_run", "url_route": "veo-videos"},
