@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-reliability lint typecheck unit bench docs clean ui-bundle
+.PHONY: ui test-ui
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,16 @@ UI_WWW := veo_provider/ui/www
 ui-bundle:
 	cd $(UI_WWW) && npm ci --no-audit --no-fund && npm test && npm run build
 	git diff --exit-code -- veo_provider/ui/static
+
+# Airflow's api-server on the demo's SQLite home with the emulator, the demo run, and the URL of its
+# Videos tab (no login needed); until Ctrl-C. VEO_UI_PORT=8080 by default.
+ui: $(STAMP)
+	VENV=$(VENV) bash dags_examples/ui.sh
+
+# The Videos views' tests, the browser check included, never skipped (CI=true): needs Debian's
+# chromium (apt-get install -y chromium) and Node. Screenshots land in out/ui-videos/.
+test-ui: ui-bundle $(STAMP)
+	CI=true $(BIN)/pytest tests/ui
 
 clean:
 	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

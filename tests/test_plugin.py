@@ -24,7 +24,7 @@ def test_plugin_mounts_the_callback_and_cap_routes_at_veo_and_the_videos_app() -
     assert VeoPlugin.name == "veo_callbacks"
     entry, ui = VeoPlugin.fastapi_apps
     assert ui["url_prefix"] == "/veo-ui" and isinstance(ui["app"], FastAPI)
-    assert [a["destination"] for a in VeoPlugin.react_apps] == ["dag_run", "task_instance"]
+    assert [a["destination"] for a in VeoPlugin.react_apps] == ["dag_run", "task_instance", "nav"]
     assert entry["url_prefix"] == "/veo" and entry["name"] == "Veo callback receiver"
     app = entry["app"]
     assert isinstance(app, FastAPI)

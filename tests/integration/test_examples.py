@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -131,3 +132,55 @@ def test_submit_then_sense_writes_the_video_of_the_one_job(dags_test, emulator):
     assert submitted["state"] == "pending" and sensed["task_id"] == submitted["task_id"]
     assert sensed["state"] == "succeeded" and is_mp4(sensed["output_path"])
     assert emulator.jobs_created == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "made", "skipped"), [("Publish", "publish", "regenerate"), ("Regenerate", "regenerate", "publish")]
+)
+def test_review_waits_for_a_person_who_watched_the_clip_then_publishes_or_regenerates(
+    airflow_env, emulator, option, made, skipped
+):
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import BIN, ROOT, DagRunResult
+
+    conn = {"conn_type": "veo", "host": emulator.url, "password": "test-token"}
+    env = {**airflow_env, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn)}
+    run = subprocess.Popen(
+        [str(BIN / "airflow"), "dags", "test", "veo_review"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        reviewer = subprocess.run(
+            [sys.executable, "-m", "tests.integration.hitl", "veo_review", "review", option],
+            env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+            cwd=ROOT, capture_output=True, text=True, timeout=200,
+        )  # fmt: skip
+        output, _ = run.communicate(timeout=200)
+    finally:
+        run.kill()
+    assert reviewer.returncode == 0, reviewer.stderr[-3000:]
+    result = DagRunResult(run.returncode, output, Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    assert result.succeeded, output[-4000:]
+    run_id = reviewer.stdout.strip().splitlines()[-1]
+    [(body,)] = result.query(
+        "SELECT h.body FROM hitl_detail h JOIN task_instance t ON t.id = h.ti_id WHERE t.dag_id=? AND t.run_id=?",
+        "veo_review",
+        run_id,
+    )
+    player = f"dags/veo_review/runs/{quote(run_id)}/tasks/generate/plugin/veo-video"
+    assert f"{player})" in body, body
+    assert result.tries("veo_review", made)[0][1] == "success"
+    assert result.tries("veo_review", skipped)[0][1] == "skipped"
+    [clip] = result.xcoms("veo_review", "generate")
+    assert is_mp4(clip["output_path"])
+    if made == "publish":
+        [published] = result.xcoms("veo_review", "publish")
+        assert Path(published).read_bytes() == Path(clip["output_path"]).read_bytes()
+        assert emulator.jobs_created == 1
+    else:
+        [again] = result.xcoms("veo_review", "regenerate")
+        assert is_mp4(again["output_path"]) and again["output_path"] != clip["output_path"]
+        assert emulator.jobs_created == 2, "a regeneration is a new, paid job"

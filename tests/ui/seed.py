@@ -5,6 +5,8 @@
   ``not_veo`` (another operator, never listed).
 - ``big_dag`` / ``manual__big``: ``many`` mapped over 100 prompts, all finished with a file.
 - ``private_dag`` / ``manual__private``: the one DAG ``outsider`` may read (its file is gone).
+- ``bulk_dag`` / ``manual__bulk``: ``bulk`` mapped over ``BULK`` task instances (model
+  ``veo3-fast``, every tenth failed), inserted in bulk, for the gallery's 10,000-video checks.
 - ``edited_dag`` / ``manual__edited``: ``tampered``, whose XCom result names a file the worker
   did not render, and ``pruned``, whose rendered fields Airflow no longer keeps.
 
@@ -17,13 +19,17 @@ import json
 import shutil
 import sys
 import textwrap
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ASSET = Path(__file__).resolve().parents[2] / "veo_provider" / "testing" / "assets" / "sample.mp4"
+ASSETS = Path(__file__).resolve().parents[2] / "veo_provider" / "testing" / "assets"
+#: The file of ``clips[0]`` (``clips[1]`` shows the emulator's second picture).
+ASSET = ASSETS / "clip-1-720p.mp4"
 PROMPTS = ["a red fox in snow", "a lighthouse at dusk, waves " * 20, "a paper boat on a river"]
 BIG = 100
+BULK = 10_000
 
 DAG_FILE = textwrap.dedent(
     """
@@ -47,6 +53,9 @@ DAG_FILE = textwrap.dedent(
 
     with DAG("private_dag", schedule=None):
         VeoOperator(task_id="secret", model="veo3", prompt="private clip")
+
+    with DAG("bulk_dag", schedule=None):
+        VeoOperator.partial(task_id="bulk", model="veo3-fast").expand(prompt=["bulk 0"])
 
     with DAG("edited_dag", schedule=None):
         VeoOperator(task_id="tampered", model="veo3", prompt="edited")
@@ -102,6 +111,43 @@ def sync_dags(home: Path) -> None:
     sync_bag_to_db(bag, "dags-folder", None)
 
 
+def _uuid7_at(when: Any, n: int) -> uuid.UUID:
+    """A UUIDv7 of an earlier time (Airflow's task instance ids are v7: id order is creation order)."""
+    ms = int(when.timestamp() * 1000) & ((1 << 48) - 1)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62) | n)
+
+
+def fill_bulk(session: Any, files: Path, now: Any) -> None:
+    """``BULK`` task instances of ``bulk_dag``, copied from its one real row (10,000 ORM inserts take minutes)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import insert, select
+
+    table = TI.__table__
+    [first] = session.execute(select(table).where(table.c.dag_id == "bulk_dag")).mappings().all()
+    dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == "bulk_dag"))
+    path = str(files / "clip-0.mp4")
+    tis, xcoms, rendered = [], [], []
+    for i in range(BULK):
+        state = "failed" if i % 10 == 9 else "success"
+        start = now - timedelta(seconds=BULK - i)
+        tis.append({**first, "id": _uuid7_at(start, i), "map_index": i, "state": state, "try_number": 1,
+                    "start_date": start, "end_date": start + timedelta(seconds=1), "duration": 1.0})  # fmt: skip
+        job = f"job-bulk-{i}"
+        if state == "success":
+            value = XComModel.serialize_value(_result(job, f"bulk {i}", path))
+            xcoms.append({"dag_run_id": dag_run_id, "task_id": "bulk", "map_index": i, "key": "return_value",
+                          "dag_id": "bulk_dag", "run_id": "manual__bulk", "value": value, "timestamp": now})  # fmt: skip
+        rendered.append({"dag_id": "bulk_dag", "task_id": "bulk", "run_id": "manual__bulk", "map_index": i,
+                         "rendered_fields": {"prompt": f"bulk {i}", "model": "veo3-fast", "output_path": path}})  # fmt: skip
+    session.execute(table.delete().where(table.c.dag_id == "bulk_dag"))
+    session.execute(insert(table), tis)
+    session.execute(insert(XComModel.__table__), xcoms)
+    session.execute(insert(RTIF.__table__), rendered)
+
+
 def fill(files: Path) -> None:
     from airflow._shared.state import TaskScope
     from airflow._shared.timezones import timezone
@@ -122,6 +168,7 @@ def fill(files: Path) -> None:
             ("big_dag", "manual__big"),
             ("private_dag", "manual__private"),
             ("edited_dag", "manual__edited"),
+            ("bulk_dag", "manual__bulk"),
         ):
             dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
             assert dag is not None, dag_id
@@ -153,7 +200,7 @@ def fill(files: Path) -> None:
 
         for i, prompt in enumerate(PROMPTS[:2]):
             target = files / f"clip-{i}.mp4"
-            shutil.copy(ASSET, target)
+            shutil.copy(ASSETS / f"clip-{i + 1}-720p.mp4", target)
             done("videos_dag", "manual__videos", "clips", i, prompt, str(target) if i == 0 else f"file://{target}")
         waiting = tis[("videos_dag", "clips", 2)]
         waiting.state, waiting.try_number, waiting.start_date = "deferred", 1, now - timedelta(seconds=90)
@@ -178,6 +225,7 @@ def fill(files: Path) -> None:
         for i, prompt in enumerate(PROMPTS):
             key = ("videos_dag", "manual__videos", "clips", i)
             rendered[key] = {**rendered.get(key, {"prompt": prompt}), "model": "veo3", "aspect_ratio": "9:16"}
+        fill_bulk(session, files, now)
         for (dag_id, run_id, task_id, index), fields in rendered.items():
             session.execute(insert(RTIF.__table__).values(
                 dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=index, rendered_fields=fields,

@@ -5,8 +5,9 @@ emulator; the records are those a finished run leaves), logs in as real users of
 auth manager (per-DAG access from ``auth_manager.py``), and opens the DAG run's and the task
 instance's Videos tabs. Screenshots go to ``out/ui-videos/`` (``VEO_UI_OUT`` to change it).
 
-Needs Playwright (``pip install playwright``) and Debian's ``chromium``; skipped, saying which
-is missing, elsewhere.
+Needs Playwright (``pip install playwright``, in the ``test`` extra) driving Debian's
+``chromium`` (never a browser Playwright downloads); skipped, saying which is missing, on a
+developer's machine, and failed instead under ``CI=true`` (``.ci/run`` installs both).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ui.gate import require
 from tests.ui.seed import ASSET, PROMPTS, USERS, airflow_env
 
 pytestmark = pytest.mark.integration
@@ -34,6 +36,7 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-net
 RUN_TAB = "/dags/videos_dag/runs/manual__videos/plugin/veo-videos"
 BIG_TAB = "/dags/big_dag/runs/manual__big/plugin/veo-videos"
 TI_TAB = "/dags/videos_dag/runs/manual__videos/tasks/clips/mapped/1/plugin/veo-video"
+GALLERY = "/plugin/veo-gallery"
 STREAM = "/veo-ui/api/dags/videos_dag/dagRuns/manual__videos/taskInstances/clips/0/video"
 
 
@@ -56,8 +59,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real api-server (one worker) on a seeded database; its base URL."""
-    if (why := _unavailable()) is not None:
-        pytest.skip(why)
+    require(_unavailable())
     home = tmp_path_factory.mktemp("ui-browser")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
     env.update(airflow_env(home))
@@ -118,7 +120,9 @@ def test_a_user_limited_to_another_dag_gets_nothing_from_the_api_server(api_serv
     assert "clip" not in listing.text and b"ftyp" not in stream.content
 
 
-def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: bool = True) -> dict[str, Any]:
+def _open_tab(
+    api_server: str, path: str, shot: str, cards: int = 1, metadata: bool = True, user: str = "viewer"
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     out = Path(os.environ.get("VEO_UI_OUT", REPO / "out" / "ui-videos"))
@@ -127,7 +131,7 @@ def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: b
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_cookies([{"name": "_token", "value": _token(api_server, "viewer"), "url": api_server}])
+            context.add_cookies([{"name": "_token", "value": _token(api_server, user), "url": api_server}])
             page = context.new_page()
             lists: list[str] = []
             page.on("request", lambda r: lists.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
@@ -144,7 +148,8 @@ def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: b
             if metadata:  # every player of a stored clip read its duration through the stream route
                 page.wait_for_function(
                     """() => [...document.querySelectorAll('video')]
-                         .filter(v => v.getAttribute('src').startsWith('/veo-ui/'))
+                         // private_dag's file is gone (its card says so): every other stored clip plays
+                         .filter(v => v.getAttribute('src').startsWith('/veo-ui/') && !v.src.includes('/private_dag/'))
                          .every(v => v.readyState >= 1 && v.duration > 0)""",
                     timeout=60_000,
                 )
@@ -154,6 +159,8 @@ def _open_tab(api_server: str, path: str, shot: str, cards: int = 1, metadata: b
                         src: v.getAttribute('src'), preload: v.getAttribute('preload'), duration: v.duration})),
                     prompts: [...document.querySelectorAll('[data-testid=prompt]')].map(p => p.textContent),
                     cards: document.querySelectorAll('[data-testid=video-card]').length,
+                    runs: [...document.querySelectorAll('[data-testid=run]')].map(p => p.textContent),
+                    dags: [...document.querySelectorAll('select[aria-label=DAG] option')].map(o => o.value),
                 })"""
             )
             page.screenshot(path=str(out / shot), full_page=True)
@@ -188,3 +195,19 @@ def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(
         f"100 cards: list answered in {facts['answer_ms']:.0f} ms, rendered {facts['render_ms']:.0f} ms after it was sent"
     )
     assert facts["render_ms"] <= 2000, f"{facts['render_ms']:.0f} ms from the list request to 100 cards"
+
+
+def test_the_nav_page_shows_the_newest_videos_of_every_readable_dag_from_one_request(api_server: str) -> None:
+    facts = _open_tab(api_server, GALLERY, "veo-videos-page.png", cards=24)
+    assert facts["cards"] == 24 and len(facts["list_requests"]) == 1, facts["list_requests"]
+    assert facts["list_requests"][0].split("?")[0].endswith("/veo-ui/api/videos")
+    assert facts["dags"] == ["", "big_dag", "bulk_dag", "edited_dag", "private_dag", "videos_dag"]
+    assert len(facts["runs"]) == 24 and all(" · manual__" in r for r in facts["runs"])
+    stored = [v for v in facts["videos"] if v["src"].startswith("/veo-ui/") and "/private_dag/" not in v["src"]]
+    assert stored and all(v["duration"] > 0 for v in stored)
+
+
+def test_the_nav_page_of_a_user_limited_to_one_dag_shows_that_dag_alone(api_server: str) -> None:
+    facts = _open_tab(api_server, GALLERY, "veo-videos-page-outsider.png", metadata=False, user="outsider")
+    assert facts["cards"] == 1 and facts["runs"] == ["private_dag · manual__private"]
+    assert facts["dags"] == ["", "private_dag"]

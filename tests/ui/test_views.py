@@ -8,11 +8,15 @@ from veo_provider.ui import UI_PREFIX
 from veo_provider.ui.views import BUNDLE_FILE, react_apps
 
 
-def test_a_videos_tab_on_the_run_page_and_on_the_task_instance_page() -> None:
+def test_a_videos_tab_on_the_run_and_task_instance_pages_and_a_page_in_the_nav() -> None:
     apps = react_apps()
-    assert [(a["name"], a["destination"]) for a in apps] == [("Videos", "dag_run"), ("Videos", "task_instance")]
+    assert [(a["name"], a["destination"]) for a in apps] == [
+        ("Videos", "dag_run"),
+        ("Videos", "task_instance"),
+        ("Veo videos", "nav"),
+    ]
     assert {a["bundle_url"] for a in apps} == {f"{UI_PREFIX}/static/{BUNDLE_FILE}"}
-    assert len({a["url_route"] for a in apps}) == 2
+    assert len({a["url_route"] for a in apps}) == 3
 
 
 def test_the_bundle_url_follows_a_non_root_base_url() -> None:

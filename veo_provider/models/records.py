@@ -29,6 +29,8 @@ __all__ = [
 VEO_TRIGGER_CLASSPATH = "veo_provider.triggers.veo.VeoTrigger"
 #: Query parameter of a signed callback URL that carries the submission key (see callbacks/signing.py).
 SUBMISSION_KEY_PARAM = "key"
+#: How much of a failed job's reason the ledger entry keeps (the task log has all of it).
+MAX_REASON = 2000
 
 
 def _now() -> str:
@@ -111,6 +113,9 @@ class LedgerEntry(BaseModel):
     sent: dict[str, Any] | None = None
     #: The spending caps this submission is counted against (cap name -> limit).
     caps: dict[str, int] | None = None
+    #: The API's code and reason once the job failed: the Videos tab's card shows them.
+    error_code: str | None = None
+    error_message: str | None = None
     at: str = ""
 
     def dump(self) -> dict[str, Any]:
@@ -118,6 +123,10 @@ class LedgerEntry(BaseModel):
 
     def submitted(self, veo_task_id: str, trace_id: str | None) -> LedgerEntry:
         return self.model_copy(update={"state": "submitted", "veo_task_id": veo_task_id, "trace_id": trace_id})
+
+    def failed(self, code: str | None, message: str | None) -> LedgerEntry:
+        """This entry with the API's reason for failing its job (cut: the store is not a log)."""
+        return self.model_copy(update={"error_code": code, "error_message": message[:MAX_REASON] if message else None})
 
     def reconcile(self, record: TaskRecord) -> LedgerEntry | None:
         """This lost submission's entry, completed by ``record``, if the API shows the job is ours.

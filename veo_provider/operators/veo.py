@@ -20,6 +20,7 @@ from veo_provider.lineage import VeoLineageMixin
 from veo_provider.links import VeoVideoLink
 from veo_provider.models.names import KNOWN_MODELS, REQUEST_ARGUMENTS
 from veo_provider.operators.arguments import check_wait_arguments, resolve_wait_mode
+from veo_provider.operators.failures import record_failure
 from veo_provider.operators.preflight import check_argument_names, check_wait_connection
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
 from veo_provider.runtime import default_deferrable
@@ -304,7 +305,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             ledger.forget()
             raise
         entry = record_paid_job(ledger, entry.submitted(submission.veo_task_id, submission.trace_id))
-        _push(context, "veo_task_id", submission.veo_task_id)  # visible in the UI while the task waits
+        if (push := getattr(context.get("ti"), "xcom_push", None)) is not None:  # unit tests may pass no ti
+            push(key="veo_task_id", value=submission.veo_task_id)  # visible in the UI while the task waits
         self.log.info(
             "Submitted Veo job %s%s to %s%s.",
             submission.veo_task_id,
@@ -339,6 +341,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
     ) -> Any:
         """Finish now if the job is done, else wait for it (until ``deadline`` when one is running)."""
         assert entry.veo_task_id is not None
+        record_failure(context, status)  # before finished() raises: the Videos tab shows the reason
         if status.finished(entry.veo_task_id):
             return self._finish(context, status)
         if not self.wait_for_completion:
@@ -384,6 +387,8 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
         if ev.source == "callback":
             return self._woken_by_callback(context, ev)
+        if ev.status == "failed":  # before poll_outcome raises: the Videos tab shows the reason
+            record_failure(context, ev.job_status())
         status = poll_outcome(ev)
         if status is None:
             raise timeout_error(context, ev, self.timeout, self.execution_timeout)
@@ -424,8 +429,10 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         from veo_provider.ledger import Ledger
 
         result = self._xcom(context, status, self.hook.save_video(status, self.output_path))
+        push = getattr(context.get("ti"), "xcom_push", None)  # unit tests may pass no ti
         for key in ("video_id", "video_url"):  # so that op.output["video_id"] works
-            _push(context, key, result[key])
+            if push is not None:
+                push(key=key, value=result[key])
         self.record_lineage(context, result)  # asset events for the task's outlets; OpenLineage facets
         Ledger.of(context).job_done()  # before Airflow 3.3: its Variables go with the job
         return result
@@ -439,10 +446,3 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             sent = {key: getattr(self, key, None) for key in SENT_KEYS}
             sent["action"] = sent["action"] or ("text2video" if self.endpoint == "videos" else None)
         return result_to_xcom(status, sent=entry.sent if entry and entry.sent else sent, output_path=output_path)
-
-
-def _push(context: Context, key: str, value: Any) -> None:
-    """Push an extra XCom (the worker's ``ti``; unit tests may pass none)."""
-    push = getattr(context.get("ti"), "xcom_push", None)
-    if push is not None:
-        push(key=key, value=value)

@@ -14,17 +14,17 @@ from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from veo_provider.ui import store, streaming
-from veo_provider.ui.videos import VideoView, video_view
+from veo_provider.ui import gallery, store, streaming
+from veo_provider.ui.videos import TaskInstanceFacts, VideoView, video_view
 
-__all__ = ["STATIC_DIR", "VideoList", "create_ui_app"]
+__all__ = ["STATIC_DIR", "GalleryPage", "VideoList", "create_ui_app"]
 
 #: The built bundle (``www/`` builds into it; shipped in the wheel).
 STATIC_DIR = Path(__file__).with_name("static")
@@ -39,6 +39,30 @@ READ_VIDEOS = [
 class VideoList(BaseModel):
     videos: list[VideoView]
     total_entries: int
+
+
+class GalleryPage(BaseModel):
+    videos: list[VideoView]
+    #: Pass it as ``cursor`` for the next page; None on the last page.
+    next_cursor: str | None
+    #: The readable DAGs with Veo videos (on the first page only: it does not change between pages).
+    dag_ids: list[str] | None = None
+
+
+def _views(request: Request, facts: list[TaskInstanceFacts]) -> list[VideoView]:
+    now = datetime.now(timezone.utc)
+    return [
+        video_view(
+            f.dag_id,
+            f.run_id,
+            f,
+            now,
+            request.url_for(
+                "stream_video", dag_id=f.dag_id, run_id=f.run_id, task_id=f.task_id, map_index=str(f.map_index)
+            ).path,
+        )
+        for f in facts
+    ]
 
 
 def _run_exists(session: SessionDep, dag_id: str, run_id: str) -> bool:
@@ -59,20 +83,42 @@ def list_videos(
     facts = store.load_task_instances(session, dag_id, run_id, task_id, map_index)
     if not facts and not _run_exists(session, dag_id, run_id):
         raise HTTPException(404, f"DAG run {run_id!r} of DAG {dag_id!r} not found")
-    now = datetime.now(timezone.utc)
-    views = [
-        video_view(
-            dag_id,
-            run_id,
-            f,
-            now,
-            request.url_for(
-                "stream_video", dag_id=dag_id, run_id=run_id, task_id=f.task_id, map_index=str(f.map_index)
-            ).path,
-        )
-        for f in facts
-    ]
+    views = _views(request, facts)
     return VideoList(videos=views, total_entries=len(views))
+
+
+def list_gallery(
+    request: Request,
+    session: SessionDep,
+    user: GetUserDep,
+    dag_id: Annotated[str | None, Query(description="Only this DAG's videos")] = None,
+    state: Annotated[list[str] | None, Query(description="Only task instances in these states")] = None,
+    model: Annotated[str | None, Query(description="Only videos of this model (as the task rendered it)")] = None,
+    start_date_gte: Annotated[datetime | None, Query(description="Started at or after")] = None,
+    start_date_lt: Annotated[datetime | None, Query(description="Started before")] = None,
+    cursor: Annotated[str | None, Query(description="The next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=gallery.PAGE_MAX)] = 24,
+) -> GalleryPage:
+    """The Veo videos of every DAG the user may read, newest first, one page (constant queries)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    # As Airflow's own list routes do: the DAGs this user may read, then only those are queried.
+    readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+    query = gallery.GalleryQuery(
+        dag_id=dag_id or None,
+        states=tuple(state or ()),
+        model=model or None,
+        since=start_date_gte,
+        until=start_date_lt,
+        cursor=cursor or None,
+        limit=limit,
+    )
+    try:
+        facts, next_cursor = gallery.gallery_page(session, readable, query)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    dag_ids = gallery.dags_with_videos(session, readable) if query.cursor is None else None
+    return GalleryPage(videos=_views(request, facts), next_cursor=next_cursor, dag_ids=dag_ids)
 
 
 def stream_video(
@@ -100,6 +146,16 @@ def create_ui_app() -> FastAPI:
         response_model=VideoList,
         dependencies=READ_VIDEOS,
         name="list_videos",
+    )
+    # No DAG in the path: requires_access_dag checks a ``dag_id`` filter when given, else that the
+    # user may read task instances at all; the page then reads only the DAGs the user may read.
+    app.add_api_route(
+        "/api/videos",
+        list_gallery,
+        methods=["GET"],
+        response_model=GalleryPage,
+        dependencies=READ_VIDEOS,
+        name="list_gallery",
     )
     app.add_api_route(
         "/api/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/video",

@@ -1,16 +1,18 @@
 """Reads what the Videos views show from Airflow's metadata database, in a constant number of queries.
 
-One query per table for a whole DAG run (task instances, their XComs, their ledger entries, their
-rendered fields), whatever the number of mapped task instances; the api-server imports this.
+One query per table (task instances, their XComs, their ledger entries, their rendered fields)
+for a whole DAG run or a whole page of the gallery, whatever the number of task instances; the
+api-server imports this.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from veo_provider.ledger.keys import LEDGER_KEY
 from veo_provider.ui.videos import VEO_OPERATORS, TaskInstanceFacts, recorded_output_path
@@ -18,14 +20,20 @@ from veo_provider.ui.videos import VEO_OPERATORS, TaskInstanceFacts, recorded_ou
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["load_task_instances", "recorded_output"]
+__all__ = ["TI_COLUMNS", "facts_of", "load_task_instances", "recorded_output", "where_keys"]
 
 log = logging.getLogger(__name__)
 
 RESULT_KEY = "return_value"
 JOB_ID_KEY = "veo_task_id"
 
-TiKey = tuple[str, int]
+#: A task instance's key: dag_id, run_id, task_id, map_index.
+TiKey = tuple[str, str, str, int]
+#: What is read of a task instance row (``facts_of`` takes rows with these columns).
+TI_COLUMNS = (
+    "dag_id", "run_id", "task_id", "map_index", "state", "operator", "custom_operator_name", "start_date",
+    "end_date", "duration", "try_number",
+)  # fmt: skip
 
 
 def _where_ti(model: Any, dag_id: str, run_id: str, task_id: str | None, map_index: int | None) -> list[Any]:
@@ -37,6 +45,10 @@ def _where_ti(model: Any, dag_id: str, run_id: str, task_id: str | None, map_ind
     return clauses
 
 
+def _key(row: Any) -> TiKey:
+    return (row.dag_id, row.run_id, row.task_id, row.map_index)
+
+
 def _xcoms(session: Session, where: list[Any]) -> dict[tuple[TiKey, str], Any]:
     from airflow.models.xcom import XComModel
 
@@ -44,78 +56,65 @@ def _xcoms(session: Session, where: list[Any]) -> dict[tuple[TiKey, str], Any]:
     out: dict[tuple[TiKey, str], Any] = {}
     for row in rows:
         try:
-            out[((row.task_id, row.map_index), row.key)] = XComModel.deserialize_value(row)
+            out[(_key(row), row.key)] = XComModel.deserialize_value(row)
         except (ValueError, TypeError):  # a value this version cannot read is shown as absent
             log.warning("Unreadable XCom %s of %s[%s]", row.key, row.task_id, row.map_index)
     return out
 
 
-def _ledgers(
-    session: Session, dag_id: str, run_id: str, task_id: str | None, map_index: int | None
-) -> dict[TiKey, dict[str, Any]]:
+def _ledgers(session: Session, where: Any) -> dict[TiKey, dict[str, Any]]:
+    """Ledger entries of the task instances ``where(model)`` selects."""
     try:
-        from airflow.models.task_state_store import TaskStateStoreModel
+        from airflow.models.task_state_store import TaskStateStoreModel as TSS
     except ImportError:  # Airflow < 3.3 has no task state store
         return {}
-    where = _where_ti(TaskStateStoreModel, dag_id, run_id, task_id, map_index)
     rows = session.execute(
-        select(TaskStateStoreModel.task_id, TaskStateStoreModel.map_index, TaskStateStoreModel.value).where(
-            *where, TaskStateStoreModel.key == LEDGER_KEY
-        )
+        select(TSS.dag_id, TSS.run_id, TSS.task_id, TSS.map_index, TSS.value).where(*where(TSS), TSS.key == LEDGER_KEY)
     )
     out: dict[TiKey, dict[str, Any]] = {}
-    for tid, index, raw in rows:
+    for row in rows:
         try:
-            value = json.loads(raw) if isinstance(raw, str) else raw
+            value = json.loads(row.value) if isinstance(row.value, str) else row.value
         except ValueError:
             continue
         if isinstance(value, dict):
-            out[(tid, index)] = value
+            out[_key(row)] = value
     return out
 
 
 def _rendered(session: Session, where: list[Any]) -> dict[TiKey, dict[str, Any]]:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
 
-    rows = session.execute(select(RTIF.task_id, RTIF.map_index, RTIF.rendered_fields).where(*where))
-    return {(tid, index): fields for tid, index, fields in rows if isinstance(fields, dict)}
+    rows = session.execute(
+        select(RTIF.dag_id, RTIF.run_id, RTIF.task_id, RTIF.map_index, RTIF.rendered_fields).where(*where)
+    )
+    return {_key(r): r.rendered_fields for r in rows if isinstance(r.rendered_fields, dict)}
 
 
-def load_task_instances(
-    session: Session, dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
-) -> list[TaskInstanceFacts]:
-    """The Veo task instances of a run (or one task / one task instance), in task and map order."""
+def _is_veo(row: Any) -> bool:
+    return bool({row.custom_operator_name, row.operator} & VEO_OPERATORS)
+
+
+def facts_of(session: Session, tis: Sequence[Any], where: Any) -> list[TaskInstanceFacts]:
+    """The facts of the Veo task instances among ``tis`` (rows with ``TI_COLUMNS``), three queries.
+
+    ``where(model)`` selects at least those task instances in another table (a run, or their keys).
+    A task under another operator name counts as Veo when it has a ledger entry.
+    """
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
-    from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
 
-    tis = session.execute(
-        select(
-            TI.task_id,
-            TI.map_index,
-            TI.state,
-            TI.operator,
-            TI.custom_operator_name,
-            TI.start_date,
-            TI.end_date,
-            TI.duration,
-            TI.try_number,
-        )
-        .where(*_where_ti(TI, dag_id, run_id, task_id, map_index))
-        .order_by(TI.task_id, TI.map_index)
-    ).all()
-    if not tis:
-        return []
-    ledgers = _ledgers(session, dag_id, run_id, task_id, map_index)
+    ledgers = _ledgers(session, where)
     # Only Veo tasks' XComs and rendered fields are read: another task's XCom may be large.
-    veo_tasks = {r.task_id for r in tis if {r.custom_operator_name, r.operator} & VEO_OPERATORS}
-    veo_tasks |= {tid for tid, _ in ledgers}  # a subclass under another name, known by its ledger
-    if not veo_tasks:
+    # A subclass under another name is known by its ledger (then all the task's instances are Veo).
+    known = {(r.dag_id, r.task_id) for r in tis if _is_veo(r)} | {(d, t) for d, _, t, _ in ledgers}
+    veo = [r for r in tis if (r.dag_id, r.task_id) in known]
+    if not veo:
         return []
-    where_xcom = [*_where_ti(XComModel, dag_id, run_id, task_id, map_index), XComModel.task_id.in_(veo_tasks)]
-    xcoms = _xcoms(session, where_xcom)
-    rendered = _rendered(session, [*_where_ti(RTIF, dag_id, run_id, task_id, map_index), RTIF.task_id.in_(veo_tasks)])
-    facts = (
+    veo_tasks = {r.task_id for r in veo}
+    xcoms = _xcoms(session, [*where(XComModel), XComModel.task_id.in_(veo_tasks)])
+    rendered = _rendered(session, [*where(RTIF), RTIF.task_id.in_(veo_tasks)])
+    return [
         TaskInstanceFacts(
             task_id=row.task_id,
             map_index=row.map_index,
@@ -125,14 +124,36 @@ def load_task_instances(
             end_date=row.end_date,
             duration=row.duration,
             try_number=row.try_number or 0,
-            result=xcoms.get(((row.task_id, row.map_index), RESULT_KEY)),
-            pushed_job_id=xcoms.get(((row.task_id, row.map_index), JOB_ID_KEY)),
-            ledger=ledgers.get((row.task_id, row.map_index), {}),
-            rendered=rendered.get((row.task_id, row.map_index), {}),
+            result=xcoms.get((_key(row), RESULT_KEY)),
+            pushed_job_id=xcoms.get((_key(row), JOB_ID_KEY)),
+            ledger=ledgers.get(_key(row), {}),
+            rendered=rendered.get(_key(row), {}),
+            dag_id=row.dag_id,
+            run_id=row.run_id,
         )
-        for row in tis
-    )
-    return [f for f in facts if f.task_id in veo_tasks]
+        for row in veo
+    ]
+
+
+def where_keys(keys: Sequence[TiKey]) -> Any:
+    """``where(model)`` for exactly these task instances (a row-value IN: one query, any dialect)."""
+    return lambda model: [tuple_(model.dag_id, model.run_id, model.task_id, model.map_index).in_(list(keys))]
+
+
+def load_task_instances(
+    session: Session, dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
+) -> list[TaskInstanceFacts]:
+    """The Veo task instances of a run (or one task / one task instance), in task and map order."""
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    tis = session.execute(
+        select(*(getattr(TI, c) for c in TI_COLUMNS))
+        .where(*_where_ti(TI, dag_id, run_id, task_id, map_index))
+        .order_by(TI.task_id, TI.map_index)
+    ).all()
+    if not tis:
+        return []
+    return facts_of(session, tis, lambda model: _where_ti(model, dag_id, run_id, task_id, map_index))
 
 
 def recorded_output(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
@@ -145,5 +166,7 @@ def recorded_output(session: Session, dag_id: str, run_id: str, task_id: str, ma
     ).first()
     if row is None:
         return None
-    rendered = _rendered(session, _where_ti(RTIF, dag_id, run_id, task_id, map_index)).get((task_id, map_index), {})
-    return recorded_output_path(XComModel.deserialize_value(row), rendered)
+    rendered = _rendered(session, _where_ti(RTIF, dag_id, run_id, task_id, map_index))
+    return recorded_output_path(
+        XComModel.deserialize_value(row), rendered.get((dag_id, run_id, task_id, map_index), {})
+    )

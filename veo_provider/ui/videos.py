@@ -42,6 +42,9 @@ class TaskInstanceFacts:
     ledger: dict[str, Any] = field(default_factory=dict)
     #: The rendered template fields (prompt, model, aspect_ratio ... as the task rendered them).
     rendered: dict[str, Any] = field(default_factory=dict)
+    #: The task instance's DAG and run (the gallery lists many runs).
+    dag_id: str = ""
+    run_id: str = ""
 
 
 class VideoView(BaseModel):

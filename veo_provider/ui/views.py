@@ -24,7 +24,7 @@ def bundle_url(base_url: str | None = None) -> str:
 
 
 def react_apps(base_url: str | None = None) -> list[dict[str, Any]]:
-    """A "Videos" tab on the DAG run page and one on the task instance page (same bundle)."""
+    """The "Videos" tabs on the DAG run and task instance pages, a "Veo videos" page in the nav (one bundle)."""
     url = bundle_url(base_url)
     return [
         {"name": "Videos", "bundle_url": url, "destination": "dag_run", "url_route": "veo-videos"},
@@ -37,6 +37,8 @@ def react_apps(base_url: str | None = None) -> list[dict[str, Any]]:
             # through and show it on every task instance (it then says there is no Veo task).
             "applies_to": {"operator_name": sorted(VEO_OPERATOR_NAMES)},
         },
+        # Every readable DAG's videos (the bundle renders the gallery when it gets no DAG).
+        {"name": "Veo videos", "bundle_url": url, "destination": "nav", "url_route": "veo-gallery"},
     ]
 
 

@@ -29,6 +29,10 @@ Behaviour worth knowing (the contract the hook is tested against):
 * A failed job answers (sync), calls back and shows in ``/veo/tasks`` as
   ``{"success": false, "task_id", "trace_id", "error": {"code", "message"}}``; the sync answer's
   HTTP status is 200 unless the ``fail_jobs`` fault says otherwise.
+* Videos: real, playable MP4s. Each new video shows the next of six pictures (its own colour and
+  number: consecutive jobs differ); an upscale (``/veo/upsample`` 1080p/4k, the 1080p fetch, a
+  ``resolution`` asked for) keeps its source's picture at 1920x1080 or 3840x2160 against the
+  1280x720 original. ``?size=N`` (or the ``video_size`` fault) pads one to N bytes.
 * Access log: every HTTP request (admin routes and downloads too) is kept, as a real API's access
   log would keep it: method, path, query string as received, status, and headers, with the values
   of credential headers (``authorization``, cookies, any name with auth/token/secret/key/signature/
@@ -63,7 +67,7 @@ from veo_provider.testing.emulator.faults import (
     UsedUpFault,
 )
 from veo_provider.testing.emulator.jobs import Job, body_key
-from veo_provider.testing.emulator.media import iter_mp4, mp4_length, sample_mp4
+from veo_provider.testing.emulator.media import clip_mp4, iter_mp4, mp4_length, sample_mp4
 from veo_provider.testing.emulator.recorder import CallbackRecorder, ReceivedCallback
 from veo_provider.testing.emulator.server import VeoEmulator
 from veo_provider.testing.emulator.state import EmulatorConfig, EmulatorState
@@ -88,6 +92,7 @@ __all__ = [
     "UsedUpFault",
     "VeoEmulator",
     "body_key",
+    "clip_mp4",
     "create_app",
     "iter_mp4",
     "main",

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from veo_provider.models import GET_1080P, VeoRequestError, build_request
 from veo_provider.testing.emulator.asgi import Drop, error, new_trace_id, read_object
 from veo_provider.testing.emulator.jobs import Job
-from veo_provider.testing.emulator.media import CutBody, iter_mp4, mp4_length
+from veo_provider.testing.emulator.media import CutBody, clip_mp4, iter_mp4, mp4_length
 from veo_provider.testing.emulator.state import EmulatorState
 
 __all__ = ["VeoApi"]
@@ -35,11 +35,10 @@ async def body_text(request: Request) -> str:
 
 
 class VeoApi:
-    """The handlers of the vendor's routes, over one ``EmulatorState`` (and the sample video)."""
+    """The handlers of the vendor's routes, over one ``EmulatorState``."""
 
-    def __init__(self, state: EmulatorState, sample: bytes):
+    def __init__(self, state: EmulatorState):
         self.state = state
-        self.sample = sample
 
     # ------------------------------------------------------------------ around every call
     def authorized(self, request: Request) -> bool:
@@ -252,7 +251,8 @@ class VeoApi:
             size = self.requested_size(request)
         except ValueError:
             return error(400, "bad_request", "size must be a non-negative integer (bytes)")
-        total = mp4_length(len(self.sample), size)
+        clip = clip_mp4(job.picture, job.resolution)
+        total = mp4_length(len(clip), size)
         headers = {"content-length": str(total), "accept-ranges": "none"}
         if request.method == "HEAD":
             return Response(status_code=200, headers=headers, media_type="video/mp4")
@@ -260,8 +260,8 @@ class VeoApi:
         if cut is not None:
             self.state.count("downloads_cut")
             limit = total // 2 if cut.after_bytes is None else min(cut.after_bytes, total - 1)
-            return CutBody(iter_mp4(self.sample, size), total, limit)
-        return StreamingResponse(self.stream(size), headers=headers, media_type="video/mp4")
+            return CutBody(iter_mp4(clip, size), total, limit)
+        return StreamingResponse(self.stream(clip, size), headers=headers, media_type="video/mp4")
 
     def requested_size(self, request: Request) -> int | None:
         """``?size=N`` (bytes), else the ``video_size`` fault; ``ValueError`` if not an integer >= 0."""
@@ -272,6 +272,7 @@ class VeoApi:
             raise ValueError(size)
         return size
 
-    async def stream(self, size: int | None) -> AsyncIterator[bytes]:
-        for chunk in iter_mp4(self.sample, size):
+    @staticmethod
+    async def stream(clip: bytes, size: int | None) -> AsyncIterator[bytes]:
+        for chunk in iter_mp4(clip, size):
             yield chunk

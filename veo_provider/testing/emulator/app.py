@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from veo_provider.testing.emulator.api import VeoApi
 from veo_provider.testing.emulator.asgi import DROP_MARKER, DROP_SCOPE_KEY, CountingMiddleware, error, read_object
 from veo_provider.testing.emulator.jobs import ADMIN_PREFIX
-from veo_provider.testing.emulator.media import sample_mp4
 from veo_provider.testing.emulator.state import EmulatorConfig, EmulatorState
 
 __all__ = ["SUBMIT_ENDPOINTS", "TASKS_PATH", "AdminApi", "create_app"]
@@ -101,7 +100,7 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
     app = _EmulatorApp(title="Veo API emulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     app.state.emulator = state
     app.add_middleware(CountingMiddleware, state=state)
-    api, admin = VeoApi(state, sample_mp4()), AdminApi(state)
+    api, admin = VeoApi(state), AdminApi(state)
     for name in SUBMIT_ENDPOINTS:
         _route(app, f"/veo/{name}", api.submit_endpoint(name), "POST")
     _route(app, TASKS_PATH, api.tasks, "POST")

@@ -52,6 +52,9 @@ class Job:
     epoch: int
     failure: FailJobsFault | None = None
     source_video_id: str | None = None
+    #: Which of the emulator's pictures its video shows, and at which resolution (see ``media``).
+    picture: int = 0
+    resolution: str = "720p"
     callback_lose: bool = False
     callback_delay: float = 0.0
     callback_copies: int = 1

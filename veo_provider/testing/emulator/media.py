@@ -1,21 +1,64 @@
-"""The videos the Veo API emulator serves: a small playable MP4, padded to any size on the fly."""
+"""The videos the Veo API emulator serves: small playable MP4s, one picture per job, padded to any size on the fly.
+
+Each new video gets the next of ``PICTURES`` pictures (its own colour and number), so the videos
+of consecutive jobs differ; an upscale (``/veo/upsample``, the 1080p fetch) keeps its source's
+picture at a larger frame (1920x1080, 3840x2160 against the 1280x720 original). The clips of one
+resolution all have one length, so a download's size depends on the resolution only.
+``tools/make_emulator_clips.py`` made them.
+"""
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["CutBody", "iter_mp4", "mp4_length", "sample_mp4"]
+__all__ = [
+    "PICTURES",
+    "RESOLUTIONS",
+    "CutBody",
+    "clip_mp4",
+    "delivered_resolution",
+    "iter_mp4",
+    "mp4_length",
+    "sample_mp4",
+]
 
 _CHUNK = 64 * 1024
+#: Distinct pictures of the clips (``assets/clip-N-RESOLUTION.mp4``, N from 1).
+PICTURES = 6
+#: The resolutions a clip comes in: the generated 720p and the two upscales.
+RESOLUTIONS = ("720p", "1080p", "4k")
+_GET_1080P = frozenset({"get1080p", "get_1080p"})
+
+
+@functools.cache
+def clip_mp4(picture: int = 0, resolution: str = "720p") -> bytes:
+    """The clip of ``picture`` (any int: taken modulo ``PICTURES``) at ``resolution``."""
+    from importlib.resources import files
+
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution {resolution!r} is not one of {', '.join(RESOLUTIONS)}")
+    name = f"clip-{picture % PICTURES + 1}-{resolution}.mp4"
+    return (files("veo_provider.testing") / "assets" / name).read_bytes()
 
 
 def sample_mp4() -> bytes:
-    """The small, playable MP4 every job "generates" (packaged with the provider)."""
-    from importlib.resources import files
+    """The first picture at 720p: as long as every generated (720p) video the emulator serves."""
+    return clip_mp4(0, "720p")
 
-    return (files("veo_provider.testing") / "assets" / "sample.mp4").read_bytes()
+
+def delivered_resolution(endpoint: str, body: Mapping[str, Any]) -> str:
+    """The resolution the API delivers for a submission: 720p unless it asks for more."""
+    action, asked = body.get("action"), body.get("resolution")
+    if endpoint == "upsample" and action in ("1080p", "4k"):
+        return str(action)
+    if endpoint == "videos" and action in _GET_1080P:
+        return "1080p"
+    if asked in ("1080p", "4k") and endpoint in ("videos", "extend"):
+        return str(asked)
+    return "720p"
 
 
 def mp4_length(sample_len: int, size: int | None) -> int:

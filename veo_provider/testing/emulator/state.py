@@ -18,6 +18,7 @@ from typing import Any
 
 from veo_provider.testing.emulator.faults import Faults
 from veo_provider.testing.emulator.jobs import ADMIN_PREFIX, Job, body_key
+from veo_provider.testing.emulator.media import delivered_resolution
 
 __all__ = ["EmulatorConfig", "EmulatorState"]
 
@@ -87,6 +88,8 @@ class EmulatorState:
         self.counters: Counter[str] = Counter()
         self.access: deque[dict[str, Any]] = deque(maxlen=max(0, self.config.access_log_size))
         self.epoch = getattr(self, "epoch", 0) + 1
+        #: The picture the next new video shows (consecutive videos differ; an upscale keeps its source's).
+        self.next_picture = 0
 
     # ------------------------------------------------------------------ faults
     def set_faults(self, update: Mapping[str, Any] | Faults | None = None, **more: Any) -> Faults:
@@ -190,6 +193,7 @@ class EmulatorState:
             gen = self.faults.generation_seconds
             gen = self.config.generation_seconds if gen is None else gen
             task_id = str(uuid.uuid4())
+            picture = self._picture_for(body.get("video_id"))
             job = Job(
                 task_id=task_id,
                 trace_id=trace_id,
@@ -207,6 +211,8 @@ class EmulatorState:
                 epoch=self.epoch,
                 failure=self.take("fail_jobs", path, text=text),
                 source_video_id=source_video_id,
+                picture=picture,
+                resolution=delivered_resolution(endpoint, body),
             )
             if callback_url:
                 job.callback_lose = self.take("callback_lose", path, text=text) is not None
@@ -220,6 +226,14 @@ class EmulatorState:
             self.jobs_per_body[job.body_key] += 1
             self.counters["jobs_created"] += 1
             return job
+
+    def _picture_for(self, source_video_id: Any) -> int:
+        """The source video's picture (an upscale or edit of it), else the next one (under the lock)."""
+        source = self.videos.get(source_video_id) if isinstance(source_video_id, str) else None
+        if source is not None:
+            return source.picture
+        picture, self.next_picture = self.next_picture, self.next_picture + 1
+        return picture
 
     def job(self, task_id: str) -> Job | None:
         with self._lock:

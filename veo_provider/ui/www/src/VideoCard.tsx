@@ -108,7 +108,8 @@ function Fact({ name, value }: { name: string; value: string | null | undefined 
   );
 }
 
-export function VideoCard({ video }: { video: Video }) {
+/** ``showRun``: the card names its DAG and run (the "Veo videos" page lists many runs). */
+export function VideoCard({ video, showRun = false }: { video: Video; showRun?: boolean }) {
   const elapsed = formatSeconds(video.elapsed_seconds);
   const resolution = video.resolution ?? (GENERATING.has(video.action ?? "") ? "720p (default)" : null);
   return (
@@ -119,6 +120,11 @@ export function VideoCard({ video }: { video: Video }) {
           {video.state ?? "no state"}
         </span>
       </header>
+      {showRun && (
+        <p className="veo-note" data-testid="run">
+          {video.dag_id} · {video.run_id}
+        </p>
+      )}
       <Player video={video} />
       <Prompt prompt={video.prompt} />
       {(video.error_code || video.error_message) && (

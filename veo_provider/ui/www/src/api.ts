@@ -1,4 +1,4 @@
-import type { Video, VideoList } from "./types";
+import type { GalleryFilters, GalleryPage, Video, VideoList } from "./types";
 
 /** A path of the host resolved against its <base href> (Airflow may be served under a sub-path). */
 export function hostUrl(path: string): string {
@@ -16,6 +16,11 @@ export function videosUrl(dagId: string, runId: string, taskId?: string, mapInde
 
 /** The one request a tab makes: every card of the run (or task instance), whatever their number. */
 export async function fetchVideos(url: string, signal?: AbortSignal): Promise<Video[]> {
+  return (await getJson<VideoList>(url, signal)).videos;
+}
+
+/** GET a route of ours; an error answer becomes an Error with the route's `detail`. */
+async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
   // The session is the host's cookie; same-origin sends it, and <video src> sends it too.
   const res = await fetch(url, { credentials: "same-origin", signal });
   if (!res.ok) {
@@ -23,7 +28,7 @@ export async function fetchVideos(url: string, signal?: AbortSignal): Promise<Vi
     const detail = typeof body.detail === "string" && body.detail ? body.detail : `HTTP ${res.status}`;
     throw new Error(detail);
   }
-  return ((await res.json()) as VideoList).videos;
+  return (await res.json()) as T;
 }
 
 /** The task instance page (its log is the page's first tab). */
@@ -41,4 +46,25 @@ export function formatSeconds(seconds: number | null): string | null {
   if (h) return `${h}h ${m}m`;
   if (m) return `${m}m ${rest}s`;
   return `${rest}s`;
+}
+
+/** One page of the "Veo videos" page; `cursor` is the previous page's `next_cursor`. */
+export function galleryUrl(filters: GalleryFilters, cursor: string | null, limit = 24): string {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (filters.dagId) query.set("dag_id", filters.dagId);
+  if (filters.state) query.set("state", filters.state);
+  if (filters.model.trim()) query.set("model", filters.model.trim());
+  // Whole UTC days: from the start of `from` to the end of `to`.
+  if (filters.from) query.set("start_date_gte", `${filters.from}T00:00:00Z`);
+  if (filters.to) {
+    const next = new Date(`${filters.to}T00:00:00Z`);
+    next.setUTCDate(next.getUTCDate() + 1);
+    query.set("start_date_lt", next.toISOString());
+  }
+  if (cursor) query.set("cursor", cursor);
+  return hostUrl(`veo-ui/api/videos?${query.toString()}`);
+}
+
+export function fetchGallery(url: string, signal?: AbortSignal): Promise<GalleryPage> {
+  return getJson<GalleryPage>(url, signal);
 }

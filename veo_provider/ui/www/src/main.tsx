@@ -1,5 +1,6 @@
 import { ChakraProvider, createSystem, defaultConfig } from "@chakra-ui/react";
 
+import { Gallery } from "./Gallery";
 import type { PluginProps } from "./types";
 import { VideosTab } from "./VideosTab";
 
@@ -15,7 +16,8 @@ function system() {
 export default function VeoVideos(props: PluginProps) {
   return (
     <ChakraProvider value={system()}>
-      <VideosTab {...props} />
+      {/* The nav page has no route params; the dag_run and task_instance tabs have a DAG and a run. */}
+      {props.dagId ? <VideosTab {...props} /> : <Gallery />}
     </ChakraProvider>
   );
 }

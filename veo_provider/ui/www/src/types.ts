@@ -37,3 +37,20 @@ export interface PluginProps {
   taskId?: string;
   mapIndex?: string;
 }
+
+/** One page of the "Veo videos" page, as `GET /veo-ui/api/videos` answers it. */
+export interface GalleryPage {
+  videos: Video[];
+  next_cursor: string | null;
+  /** The readable DAGs with Veo videos (first page only). */
+  dag_ids: string[] | null;
+}
+
+export interface GalleryFilters {
+  dagId: string;
+  state: string;
+  model: string;
+  /** yyyy-mm-dd, inclusive bounds of the start date (UTC). */
+  from: string;
+  to: string;
+}
