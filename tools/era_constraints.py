@@ -15,6 +15,8 @@ that Airflow without changing it. Everything else stays as that Airflow was rele
     python tools/era_constraints.py            # every version in ERAS
     python tools/era_constraints.py 3.1.8      # one
     python tools/era_constraints.py --check    # exit 1 if a kept file differs from a fresh resolution
+
+It needs Python 3.11+ (tomllib) and uv (`pip install uv`, in the test extra).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".ci" / "constraints"
