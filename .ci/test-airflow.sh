@@ -92,7 +92,8 @@ work_copy() {  # the repo without the package, so that `import veo_provider` fin
   rm -rf "$WORK"
   mkdir -p "$WORK"
   (cd "$ROOT" && tar --exclude=./veo_provider --exclude=./.venv --exclude=./.versions --exclude=./.git \
-    --exclude=./dist --exclude=./site --exclude=./out --exclude=./.airflow-home -cf - .) | tar -xf - -C "$WORK"
+    --exclude=./dist --exclude=./site --exclude=./out --exclude=./.airflow-home --exclude=__pycache__ \
+    --exclude=./.mypy_cache --exclude=./.ruff_cache --exclude=./.import_linter_cache --exclude=./.hypothesis --exclude="*.egg-info" -cf - .) | tar -xf - -C "$WORK"
 }
 
 run_pytest() {
