@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-reliability lint typecheck unit bench docs clean ui-bundle
+.PHONY: install demo test test-reliability lint typecheck unit bench docs dist test-airflow test-versions clean ui-bundle
 .PHONY: ui test-ui
 
 $(STAMP): pyproject.toml
@@ -77,5 +77,28 @@ ui: $(STAMP)
 test-ui: ui-bundle $(STAMP)
 	CI=true $(BIN)/pytest tests/ui
 
+# The sdist and the wheel, into dist/ (uv builds the wheel from the sdist, so the sdist is proven
+# too); twine checks what PyPI would check (metadata, README rendering).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/uv build --quiet --out-dir dist
+	$(BIN)/twine check --strict dist/*
+
+# The Airflow version matrix (.ci/test-airflow.sh): per version a venv under .versions/ with that
+# Airflow under its era constraints (.ci/constraints/, made by tools/era_constraints.py) and our
+# wheel from `make dist`, then the unit tests, every example DAG under `airflow dags test` and one
+# real-cluster run. `make test-airflow AIRFLOW=3.1.8` runs one version; STEPS="install unit" some steps.
+AIRFLOW_VERSIONS ?= 3.0.6 3.1.8 3.2.2 3.3.2
+AIRFLOW ?= 3.3.2
+test-airflow: dist
+	UV=$(BIN)/uv bash .ci/test-airflow.sh $(AIRFLOW)
+
+# Every version, even after one fails; fails at the end if any did.
+test-versions: dist
+	@failed=""; for v in $(AIRFLOW_VERSIONS); do \
+	  UV=$(BIN)/uv bash .ci/test-airflow.sh $$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "Airflow versions that failed:$$failed"; exit 1; fi
+
 clean:
-	rm -rf $(VENV) .airflow-home out site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .airflow-home out site dist .versions .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
