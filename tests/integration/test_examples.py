@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from veo_provider.compat import AIRFLOW_V_3_1_PLUS
 from veo_provider.testing.emulator import CallbackRecorder
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,7 @@ def test_submit_then_sense_writes_the_video_of_the_one_job(dags_test, emulator):
     assert emulator.jobs_created == 1
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="human-in-the-loop operators exist from Airflow 3.1")
 @pytest.mark.parametrize(
     ("option", "made", "skipped"), [("Publish", "publish", "regenerate"), ("Regenerate", "regenerate", "publish")]
 )
@@ -144,7 +146,7 @@ def test_review_waits_for_a_person_who_watched_the_clip_then_publishes_or_regene
     import subprocess
     import sys
 
-    from tests.integration.conftest import BIN, ROOT, DagRunResult
+    from tests.support import BIN, ROOT, DagRunResult
 
     conn = {"conn_type": "veo", "host": emulator.url, "password": "test-token"}
     env = {**airflow_env, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn)}
