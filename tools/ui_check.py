@@ -38,6 +38,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from veo_provider.resume_hold import RESUME_HOLD  # noqa: E402
 from veo_provider.testing.cluster import AirflowCluster, postgres_unavailable  # noqa: E402
 from veo_provider.testing.emulator import EmulatorConfig, VeoEmulator  # noqa: E402
 
@@ -216,11 +217,14 @@ class UICheck:
     def daily_prompts(self) -> None:
         cluster = self.cluster
         # The DAG is @daily: its scheduled run starts by itself, against the same emulator. Fail
-        # every job of one prompt, so that whichever run submits first, ours has one failure.
+        # every job of one prompt, so that whichever run submits first, ours has one failure. The jobs
+        # outlast the trigger's first check (RESUME_HOLD), as real Veo jobs do, so the finished task's
+        # log shows how its wait went.
+        slow = RESUME_HOLD + 6
         try:
-            self.emu.set_faults(fail_jobs={"times": None, "match": "espresso"})
+            self.emu.set_faults(generation_seconds=slow, fail_jobs={"times": None, "match": "espresso"})
         except Exception:  # an emulator without ``match``: the next job fails
-            self.emu.set_faults(fail_jobs={"times": 1})
+            self.emu.set_faults(generation_seconds=slow, fail_jobs={"times": 1})
         run_id = cluster.trigger(DAILY)
         state = cluster.wait_for_run(DAILY, run_id, timeout=240)
         tis = [t for t in self.tis(DAILY, run_id) if t["task_id"] == "generate"]
