@@ -45,7 +45,7 @@ HEADERS = {
 def _elapsed(seconds: float | None) -> str | None:
     if seconds is None:
         return None
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
@@ -82,9 +82,7 @@ def _facts(view: VideoView) -> list[tuple[str, str | None]]:
 
 def render_player(view: VideoView, task_instance_url: str) -> str:
     """The page; ``task_instance_url`` links back to the task instance in Airflow's UI."""
-    where = f"{view.dag_id} / {view.run_id} / {view.task_id}" + (
-        f" [{view.map_index}]" if view.map_index >= 0 else ""
-    )
+    where = f"{view.dag_id} / {view.run_id} / {view.task_id}" + (f" [{view.map_index}]" if view.map_index >= 0 else "")
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(view) if v)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
