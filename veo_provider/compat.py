@@ -6,6 +6,7 @@ differs between 3.0, 3.1, 3.2 and 3.3 is gated here with common-compat's version
 private module is imported only inside a function of this module (``tests/test_compat.py`` runs
 each one on the installed Airflow and fails if any other module imports one).
 
+    3.1+   the api-server accepts the UI's session cookie: the extra link may open our player page.
     3.3+   the task state store (``context["task_state_store"]``, ``airflow.state``) holds the ledger;
            ``partial()`` applies an operator's own defaults; ``get_execution_api_server_url``.
     < 3.3  the ledger lives in Airflow Variables (``ledger/variables.py``); we apply the operator's
@@ -31,6 +32,7 @@ __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "API_READS_SESSION_COOKIE",
     "HAS_TASK_STATE_STORE",
     "PARTIAL_APPLIES_OPERATOR_DEFAULTS",
     "dag_default_args",
@@ -45,6 +47,10 @@ HAS_TASK_STATE_STORE: bool = AIRFLOW_V_3_3_PLUS
 #: Before 3.3, ``Operator.partial()`` fills unset arguments with Airflow's defaults (``retries=0``),
 #: not the operator's own: mapped Veo tasks would lose ``retries=2``.
 PARTIAL_APPLIES_OPERATOR_DEFAULTS: bool = AIRFLOW_V_3_3_PLUS
+#: The api-server takes the UI's ``_token`` session cookie as a credential (3.1+). On 3.0 only the
+#: ``Authorization`` header counts, and the UI keeps its token in ``localStorage``: a browser
+#: that follows a link to one of our pages carries no credential there.
+API_READS_SESSION_COOKIE: bool = AIRFLOW_V_3_1_PLUS
 
 
 # ------------------------------------------------------------------------------ the worker

@@ -1,4 +1,8 @@
-"""Extra link: a "Veo video" button on the task that opens the finished video."""
+"""Extra link: a "Veo video" button on the task that opens its player page, or the vendor's URL.
+
+Cheap to import (operators import it at DAG-parse time): the UI package's path constants and
+compat's version flags only; XCom and the configuration are read when a link is asked for.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,47 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink
 
+from veo_provider import compat
+from veo_provider.ui import player_path
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator
 
-__all__ = ["VeoVideoLink"]
+__all__ = ["VeoVideoLink", "video_link"]
+
+
+def _absolute_base(base_url: str | None) -> str | None:
+    """``[api] base_url`` when it names a host (``https://airflow.example.com[/path]``), else None."""
+    base = (base_url or "").strip()
+    return base.rstrip("/") if base.startswith(("http://", "https://")) else None
+
+
+def video_link(result: Any, ti_key: Any, base_url: str | None, *, player_page: bool = True) -> str:
+    """The player page when the task stored a file, the vendor URL when it did not, else "".
+
+    Without an absolute ``[api] base_url`` the player link is relative (``veo-ui/player/...``):
+    Airflow's UI (3.0 to 3.3) resolves it against its ``<base href>``, the api-server's root.
+    ``player_page=False`` (Airflow 3.0, where a browser reaches the page without credentials)
+    keeps the vendor URL.
+    """
+    if not isinstance(result, dict):
+        return ""
+    stored = result.get("output_path")
+    if player_page and isinstance(stored, str) and stored:
+        path = player_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
+        base = _absolute_base(base_url)
+        return base + path if base else path.lstrip("/")
+    url = result.get("video_url")
+    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""
 
 
 class VeoVideoLink(BaseOperatorLink):
-    """Links the task to its video URL (read from the task's XCom result at the end of the task)."""
+    """Links the task to its video: the player page of the file it stored (3.1+), else the vendor's URL."""
 
     name = "Veo video"
 
     def get_link(self, operator: BaseOperator, *, ti_key: Any) -> str:
-        from airflow.providers.common.compat.sdk import XCom
+        from airflow.providers.common.compat.sdk import XCom, conf
 
         # At the end of every try segment (a deferral too) Airflow asks for the link in the worker:
         # only a succeeded task has a result, and asking for a missing XCom logs an [error] line.
@@ -26,5 +58,5 @@ class VeoVideoLink(BaseOperatorLink):
         if state is not None and getattr(state, "value", state) != "success":
             return ""
         result = XCom.get_value(ti_key=ti_key, key="return_value")
-        url = result.get("video_url") if isinstance(result, dict) else None
-        return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""
+        base_url = conf.get("api", "base_url", fallback=None)
+        return video_link(result, ti_key, base_url, player_page=compat.API_READS_SESSION_COOKIE)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from tests.support import LAST_RUN
 from veo_provider.models import XCOM_KEYS
 
 pytestmark = pytest.mark.integration
@@ -27,7 +29,10 @@ def test_example_dag_generates_three_videos_once_each(dags_test, emulator):
         assert is_mp4(Path(x["output_path"]))
     assert len({x["output_path"] for x in xcoms}) == 3
     links = result.xcoms("veo_text_to_video", "generate", key="_link_VeoVideoLink")
-    assert links == [x["video_url"] for x in xcoms], "the 'Veo video' button opens each task's video"
+    [(run_id,)] = result.query(LAST_RUN, "veo_text_to_video")
+    run = quote(run_id, safe="")
+    players = [f"veo-ui/player/veo_text_to_video/{run}/generate/{i}" for i in range(3)]
+    assert links == players, "the 'Veo video' button opens each stored clip's player page"
     assert emulator.jobs_created == 3 and emulator.max_jobs_per_body == 1
     errors = [line for line in result.output.splitlines() if "[error" in line]
     assert errors == [], "a successful run logs no [error] line (deferral, extra link, report)"

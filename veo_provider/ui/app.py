@@ -1,4 +1,4 @@
-"""The api-server app of the Videos views: list a run's videos, stream one, serve the React bundle.
+"""The api-server app of the Videos views: list a run's videos, stream one, a player page, the React bundle.
 
 Every route is guarded by Airflow's own authorization for the DAG named in the path
 (``requires_access_dag``: the task instances and their XComs), so a user who may not read a DAG
@@ -16,12 +16,12 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from veo_provider.ui import gallery, store, streaming
+from veo_provider.ui import PLAYER_ROUTE, UI_PREFIX, gallery, player, store, streaming
 from veo_provider.ui.videos import TaskInstanceFacts, VideoView, video_view
 
 __all__ = ["STATIC_DIR", "GalleryPage", "VideoList", "create_ui_app"]
@@ -136,6 +136,27 @@ def stream_video(
     return streaming.stream(streaming.open_recorded(output_path), request.headers.get("range"), request.method)
 
 
+def _task_instance_url(request: Request, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The task instance's page in Airflow's UI, under the api-server's root (where this app is mounted)."""
+    from urllib.parse import quote
+
+    root = request.scope.get("root_path", "").removesuffix(UI_PREFIX)
+    path = f"{root}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"
+    return path + (f"/mapped/{map_index}" if map_index >= 0 else "")
+
+
+def player_page(
+    request: Request, session: SessionDep, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> HTMLResponse:
+    """One task instance's video and what its card shows, as a page of its own (the extra link opens it)."""
+    facts = store.load_task_instances(session, dag_id, run_id, task_id, map_index)
+    if not facts:
+        raise HTTPException(404, f"no Veo task instance {task_id!r} [{map_index}] in run {run_id!r} of {dag_id!r}")
+    [view] = _views(request, facts)
+    page = player.render_player(view, _task_instance_url(request, dag_id, run_id, task_id, map_index))
+    return HTMLResponse(page, headers=player.HEADERS)
+
+
 def create_ui_app() -> FastAPI:
     """The app the plugin mounts at ``veo_provider.ui.UI_PREFIX``."""
     app = FastAPI(title="Veo videos", description="The Videos views of the Veo provider.")
@@ -164,6 +185,16 @@ def create_ui_app() -> FastAPI:
         dependencies=READ_VIDEOS,
         name="stream_video",
         response_class=Response,
+    )
+    # A page, not an API: plain FastAPI and the routes above, so it works without react_apps (3.0).
+    app.add_api_route(
+        PLAYER_ROUTE,
+        player_page,
+        methods=["GET"],
+        dependencies=READ_VIDEOS,
+        name="player_page",
+        response_class=HTMLResponse,
+        include_in_schema=False,
     )
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
