@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from tests.ui.seed import ASSET, BIG, PROMPTS, airflow_env, seed
+from veo_provider.ui import UI_PREFIX
 
 __all__ = ["ASSET", "BIG", "PROMPTS", "VideoDB"]
 
@@ -43,3 +46,14 @@ def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
             yield VideoDB(files=files, tokens=tokens)
         finally:
             airflow_app._AuthManagerState.instance = None
+
+
+@pytest.fixture(scope="module")
+def client(video_db: VideoDB) -> Iterator[TestClient]:
+    """The UI app mounted the way Airflow mounts a plugin's fastapi_apps entry."""
+    from veo_provider.ui.app import create_ui_app
+
+    host = FastAPI()
+    host.mount(UI_PREFIX, create_ui_app())
+    with TestClient(host) as c:
+        yield c

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.ui.conftest import ASSET, BIG, PROMPTS, VideoDB
@@ -18,17 +15,6 @@ VIDEO_TABLES = ("task_instance", "xcom", "task_state_store", "dag_run")
 
 def stream_path(task_id: str, map_index: int, dag: str = "videos_dag", run: str = "manual__videos") -> str:
     return f"{UI_PREFIX}/api/dags/{dag}/dagRuns/{run}/taskInstances/{task_id}/{map_index}/video"
-
-
-@pytest.fixture(scope="module")
-def client(video_db: VideoDB) -> Iterator[TestClient]:
-    """The UI app mounted the way Airflow mounts a plugin's fastapi_apps entry."""
-    from veo_provider.ui.app import create_ui_app
-
-    host = FastAPI()
-    host.mount(UI_PREFIX, create_ui_app())
-    with TestClient(host) as c:
-        yield c
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.ui.conftest import VideoDB
@@ -16,16 +15,6 @@ from tests.ui.seed import BULK
 from veo_provider.ui import UI_PREFIX
 
 GALLERY = f"{UI_PREFIX}/api/videos"
-
-
-@pytest.fixture(scope="module")
-def client(video_db: VideoDB) -> Iterator[TestClient]:
-    from veo_provider.ui.app import create_ui_app
-
-    host = FastAPI()
-    host.mount(UI_PREFIX, create_ui_app())
-    with TestClient(host) as c:
-        yield c
 
 
 def page(client: TestClient, video_db: VideoDB, user: str = "viewer", **params: Any) -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.ui.conftest import PROMPTS, VideoDB
@@ -35,16 +33,6 @@ class _Page(HTMLParser):
 
     def all(self, tag: str) -> list[dict[str, str | None]]:
         return [attrs for t, attrs in self.tags if t == tag]
-
-
-@pytest.fixture(scope="module")
-def client(video_db: VideoDB) -> Iterator[TestClient]:
-    from veo_provider.ui.app import create_ui_app
-
-    host = FastAPI()
-    host.mount(UI_PREFIX, create_ui_app())
-    with TestClient(host) as c:
-        yield c
 
 
 def page(dag: str = "videos_dag", run: str = "manual__videos", task: str = "clips", index: int = 0) -> str:
