@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from tests.conftest import BASE_URL
 from veo_provider.exceptions import VeoJobFailedError

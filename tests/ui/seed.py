@@ -24,7 +24,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ASSETS = Path(__file__).resolve().parents[2] / "veo_provider" / "testing" / "assets"
+import veo_provider.testing
+
+# The emulator's clips as installed (the version matrix runs these tests next to the wheel, without
+# the source tree's veo_provider/).
+ASSETS = Path(veo_provider.testing.__file__).resolve().parent / "assets"
 #: The file of ``clips[0]`` (``clips[1]`` shows the emulator's second picture).
 ASSET = ASSETS / "clip-1-720p.mp4"
 PROMPTS = ["a red fox in snow", "a lighthouse at dusk, waves " * 20, "a paper boat on a river"]
