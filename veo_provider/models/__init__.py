@@ -10,8 +10,9 @@ imports the operator does not pay for them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from veo_provider.lazy import lazy_names
 
 if TYPE_CHECKING:
     from veo_provider.models.names import KNOWN_MODELS
@@ -99,10 +100,4 @@ _ROOMS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    room = _ROOMS.get(name)
-    if room is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{room}"), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
+__getattr__ = lazy_names(__name__, globals(), {name: f"{__name__}.{room}" for name, room in _ROOMS.items()})

@@ -9,8 +9,9 @@ checks a cap's value when a DAG file is parsed; the other names load their room 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from veo_provider.lazy import lazy_names
 
 if TYPE_CHECKING:
     from veo_provider.exceptions import SpendingCapError, SpendingCapMisconfigured
@@ -56,10 +57,4 @@ _ROOMS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ROOMS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
+__getattr__ = lazy_names(__name__, globals(), _ROOMS)
