@@ -225,3 +225,71 @@ def test_the_sweep_drops_only_old_ledger_variables(fallback, session):
 def test_on_3_3_the_sweep_touches_nothing(monkeypatch):
     monkeypatch.setattr(compat, "HAS_TASK_STATE_STORE", True)
     assert database.sweep_fallback() == 0 and database.start_sweeper() is None
+
+
+# ------------------------------------------------- no read of a Variable that cannot exist
+
+
+@pytest.fixture
+def missing_reads(task_variables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Reads of a Variable that does not exist: Airflow 3.0 and 3.1 log each at error level in the task log."""
+    from airflow.providers.common.compat.sdk import Variable
+
+    misses: list[str] = []
+    read = Variable.get
+
+    def get(key: str, default: Any = None, deserialize_json: bool = False) -> Any:
+        if key not in task_variables:
+            misses.append(key)
+        return read(key, default, deserialize_json)
+
+    monkeypatch.setattr(Variable, "get", staticmethod(get))
+    return misses
+
+
+def test_a_first_try_reads_no_missing_variable_from_submission_to_success(fallback, missing_reads, veo_conn):
+
+    from tests.operators.test_veo import RECORD_DONE, op
+
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
+        api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+        api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RECORD_DONE))
+        result = op(deferrable=False).execute({"ti": TI(try_number=1)})
+    assert result["task_id"] == "t-1"
+    assert missing_reads == []
+
+
+def test_a_retry_reads_the_ledger_of_the_try_before_it(fallback, task_variables, missing_reads, veo_conn):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from tests.operators.test_veo import RUNNING, op
+
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
+        post = api.post("/veo/videos").mock(return_value=httpx.Response(200, json={"task_id": "t-1"}))
+        api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+        with pytest.raises(TaskDeferred):
+            op().execute({"ti": TI(try_number=1)})
+        with pytest.raises(TaskDeferred):
+            op().execute({"ti": TI(try_number=2)})  # the worker was killed: the next try resumes t-1
+    assert post.call_count == 1 and missing_reads == []
+
+
+def test_a_refused_submission_empties_the_ledger_so_the_next_try_pays_once_and_reads_no_missing_variable(
+    fallback, task_variables, missing_reads, veo_conn
+):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from tests.operators.test_veo import RUNNING, op
+    from veo_provider.exceptions import VeoError
+
+    with respx.mock(base_url="https://veo.test", assert_all_called=False) as api:
+        post = api.post("/veo/videos")
+        post.mock(return_value=httpx.Response(400, json={"error": {"code": "bad_request", "message": "no"}}))
+        api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+        with pytest.raises(VeoError):
+            op(retries=1).execute({"ti": TI(try_number=1)})
+        assert Ledger.of({"ti": TI(try_number=2)}).get() is None  # nothing was created
+        post.mock(return_value=httpx.Response(200, json={"task_id": "t-2"}))
+        with pytest.raises(TaskDeferred):
+            op(retries=1).execute({"ti": TI(try_number=2)})
+    assert post.call_count == 2 and missing_reads == []

@@ -36,30 +36,41 @@ def fingerprint(path: str, body: dict[str, Any]) -> str:
 
 
 class VariableStore:
-    """The task state store's ``get``/``set``/``delete`` on Airflow Variables, for one task instance (< 3.3)."""
+    """The task state store's ``get``/``set``/``delete`` on Airflow Variables, for one task instance (< 3.3).
 
-    def __init__(self, ti: Any) -> None:
+    ``absent``: keys known to have no Variable, so that reading them asks nothing. Airflow 3.0 and 3.1
+    log every read of a missing Variable at error level (``Variable not found``) in the task's log; a
+    first try's ``execute()`` knows its ledger is empty, and ``submitting`` creates the stored-callback
+    Variable before anything is sent, so a job's own tries read only Variables that exist.
+    """
+
+    def __init__(self, ti: Any, absent: tuple[str, ...] = ()) -> None:
         self.ti = ti
+        self.absent = set(absent)
 
     def get(self, key: str) -> dict[str, Any] | None:
         from airflow.providers.common.compat.sdk import Variable
 
+        if key in self.absent:
+            return None
         return variables.unwrap(self.ti, key, Variable.get(variables.variable_key(self.ti, key), default=None))
 
-    def set(self, key: str, value: dict[str, Any]) -> None:
+    def set(self, key: str, value: dict[str, Any], *, check: bool = True) -> None:
         from airflow.providers.common.compat.sdk import Variable
 
         envelope = variables.wrap(self.ti, key, value)
         name = variables.variable_key(self.ti, key)
         Variable.set(name, envelope, description=variables.description(self.ti, key), serialize_json=True)
+        self.absent.discard(key)
         # Variable.set logs a failed write and returns: read it back, or nothing proves the payment.
-        if self.get(key) != json.loads(json.dumps(value)):
+        if check and self.get(key) != json.loads(json.dumps(value)):
             raise RuntimeError(f"Could not write the Veo ledger Variable {name} through Airflow's Execution API")
 
     def delete(self, key: str) -> None:
         from airflow.providers.common.compat.sdk import Variable
 
         Variable.delete(variables.variable_key(self.ti, key))
+        self.absent.add(key)
 
 
 class Ledger:
@@ -69,13 +80,18 @@ class Ledger:
         self.store = store
 
     @classmethod
-    def of(cls, context: Any) -> Ledger:
+    def of(cls, context: Any, *, starting: bool = False) -> Ledger:
         """The ledger of the task running with ``context``: its task state store, else (before Airflow
-        3.3) its Variables; none when the context names no task instance (plain unit calls)."""
+        3.3) its Variables; none when the context names no task instance (plain unit calls).
+
+        ``starting``: called at the top of ``execute()``. On the first try of a task instance nothing
+        can be stored yet, so the fallback does not read (what a retry or a cleared task reads exists).
+        """
         store = context.get("task_state_store")
         ti = context.get("ti")
         if store is None and not compat.HAS_TASK_STATE_STORE and getattr(ti, "run_id", None) is not None:
-            store = VariableStore(ti)
+            first_try = starting and getattr(ti, "try_number", None) == 1
+            store = VariableStore(ti, absent=(LEDGER_KEY, STORED_CALLBACK_KEY) if first_try else ())
         return cls(store)
 
     @property
@@ -104,11 +120,16 @@ class Ledger:
             sent=sent,
             caps=caps or None,
         )
+        if isinstance(self.store, VariableStore):
+            # The receiver fills it in; existing from now on, the worker's reads of it never miss.
+            self.store.set(STORED_CALLBACK_KEY, {}, check=False)
         return self.write(entry)
 
     def forget(self) -> None:
         """Nothing was created (refused, or never reached the API): the next try may submit again."""
-        if self.store is not None:
+        if isinstance(self.store, VariableStore):
+            self.store.set(LEDGER_KEY, {}, check=False)  # emptied, not deleted: the next try reads it
+        elif self.store is not None:
             self.store.delete(LEDGER_KEY)
 
     def job_done(self) -> None:

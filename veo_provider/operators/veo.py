@@ -224,7 +224,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         )
         if self.model and self.model not in KNOWN_MODELS:
             self.log.warning("Model %r is not one we know; sending it as given.", self.model)
-        ledger = Ledger.of(context)
+        ledger = Ledger.of(context, starting=True)
         if not ledger.durable:
             self.log.warning("No ledger for this task (no task state store): a retry after a crash may pay again.")
 
