@@ -27,7 +27,7 @@ import pytest
 import respx
 from hypothesis import settings
 
-from tests.support import BASE_URL, BIN, SECRET_TOKEN, DagRunResult, conn_json, migrated_airflow_home
+from tests.support import BASE_URL, SECRET_TOKEN, DagRunResult, airflow_cli, conn_json, migrated_airflow_home
 from veo_provider.testing.fakes import FakeStore
 
 __all__ = ["BASE_URL", "SECRET_TOKEN", "conn_json"]  # still importable from here, as tests did
@@ -95,8 +95,14 @@ def dags_test(airflow_env, emulator):
     def run(dag_id: str, conf: dict | None = None, timeout: float = 180, **conn_extra: Any) -> DagRunResult:
         conn = {"conn_type": "veo", "host": emulator.url, "password": "test-token", "extra": conn_extra}
         env = {**airflow_env, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn)}
-        cmd = [str(BIN / "airflow"), "dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf else [])
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        cmd = airflow_cli("dags", "test", dag_id) + (["--conf", json.dumps(conf)] if conf else [])
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:  # say where it stood, not only that it took too long
+            printed = b"".join(o for o in (exc.stdout, exc.stderr) if isinstance(o, bytes)).decode(errors="replace")
+            pytest.fail(
+                f"`airflow dags test {dag_id}` did not end in {timeout:.0f} s; its last output:\n{printed[-6000:]}"
+            )
         return DagRunResult(
             proc.returncode, proc.stdout + proc.stderr, Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
         )

@@ -26,6 +26,12 @@ from veo_provider.operators.veo import VeoOperator
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+
+def airflow_cli(*args: str) -> list[str]:
+    """The command line of ``airflow ARGS`` as the tests run it: Airflow's CLI (tests/airflow_cli.py)."""
+    return [sys.executable, str(ROOT / "tests" / "airflow_cli.py"), *args]
+
+
 #: A token value that must never appear in any output.
 SECRET_TOKEN = "tok-SECRET-5f1b9c0d-never-print-me"
 #: Where respx mocks the Veo API (the ``api`` fixture).

@@ -1,6 +1,7 @@
 """Answers a human-in-the-loop task from outside `airflow dags test`, through the HITL REST route's own function.
 
-``airflow dags test`` keeps a HITL task in ``awaiting_input`` until a response is recorded from
+``airflow dags test`` keeps a HITL task waiting (``awaiting_input`` on Airflow 3.3+, ``deferred`` on its
+HITL trigger on 3.1 and 3.2) until a response is recorded from
 outside (the UI's *Required actions* or the REST route ``PATCH .../hitlDetails``). This runs in
 the same Airflow home, waits for the task to ask, and records the answer with the route's function
 (its checks, its resume of the task), as a signed-in reviewer would.
@@ -21,18 +22,21 @@ def answer(dag_id: str, task_id: str, option: str, timeout: float = 150) -> str:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
+    # The state a task asking a person is in: its own from 3.3, deferred on the HITL trigger before.
+    asking = getattr(TaskInstanceState, "AWAITING_INPUT", TaskInstanceState.DEFERRED)
     deadline = time.monotonic() + timeout
     while True:
         with create_session() as session:
             ti = session.scalars(
-                select(TI).where(
-                    TI.dag_id == dag_id, TI.task_id == task_id, TI.state == TaskInstanceState.AWAITING_INPUT
-                )
+                select(TI)
+                .join(HITLDetail, HITLDetail.ti_id == TI.id)
+                .where(TI.dag_id == dag_id, TI.task_id == task_id, TI.state == asking)
             ).first()
             if ti is not None:
                 run_id = ti.run_id

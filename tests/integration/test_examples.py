@@ -146,12 +146,12 @@ def test_review_waits_for_a_person_who_watched_the_clip_then_publishes_or_regene
     import subprocess
     import sys
 
-    from tests.support import BIN, ROOT, DagRunResult
+    from tests.support import ROOT, DagRunResult, airflow_cli
 
     conn = {"conn_type": "veo", "host": emulator.url, "password": "test-token"}
     env = {**airflow_env, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn)}
     run = subprocess.Popen(
-        [str(BIN / "airflow"), "dags", "test", "veo_review"], env=env, stdout=subprocess.PIPE,
+        airflow_cli("dags", "test", "veo_review"), env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

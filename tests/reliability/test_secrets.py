@@ -36,7 +36,7 @@ from tests.reliability.secrets_scan import (
     recognisable_secrets,
     scan_for_secrets,
 )
-from tests.support import BIN, ROOT, DagRunResult, migrated_airflow_home
+from tests.support import ROOT, DagRunResult, airflow_cli, migrated_airflow_home
 from veo_provider.testing.emulator import CallbackRecorder, EmulatorConfig, VeoEmulator
 
 SECRETS = recognisable_secrets()
@@ -265,7 +265,7 @@ class Sweep:
     def run(self, label: str, dag_id: str, conf: dict | None = None, host: str | None = None, **extra: Any) -> None:
         conn = {"conn_type": "veo", "host": host or self.emulator.url, "password": TOKEN, "extra": extra}
         env = {**self.env, "AIRFLOW_CONN_VEO_DEFAULT": json.dumps(conn)}
-        cmd = [str(BIN / "airflow"), "dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf else [])
+        cmd = airflow_cli("dags", "test", dag_id) + (["--conf", json.dumps(conf)] if conf else [])
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         self.took[label] = time.monotonic() - started
