@@ -87,6 +87,34 @@ def test_retry_after_failed_download_does_not_pay_again(dags_test, emulator):
     assert emulator.jobs_created == 1
 
 
+def test_a_75_s_outage_of_the_api_while_the_job_runs_ends_in_one_paid_job_without_a_person(dags_test, emulator):
+    import threading
+    import time
+
+    emulator.set_faults(generation_seconds=20.0)
+    outage: dict[str, float] = {}
+
+    def go_down_once_the_job_exists() -> None:
+        deadline = time.monotonic() + 600
+        while emulator.jobs_created == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        emulator.set_faults(server_error={"times": None, "path": "/veo/tasks"})
+        outage["start"] = time.monotonic()
+        time.sleep(75)
+        emulator.set_faults(server_error=None)
+        outage["end"] = time.monotonic()
+
+    down = threading.Thread(target=go_down_once_the_job_exists, daemon=True)
+    down.start()
+    result = dags_test("veo_it_outage", timeout=420)
+    down.join(timeout=1)
+    assert outage.get("end"), "the run ended before the outage did"
+    assert result.succeeded, result.output[-4000:]
+    assert emulator.jobs_created == 1
+    [(_, state, _)] = result.tries("veo_it_outage", "generate")
+    assert state == "success"
+
+
 def test_not_deferrable_waits_in_the_worker(dags_test, emulator):
     result = dags_test("veo_it_not_deferrable")
     assert result.succeeded, result.output[-4000:]

@@ -61,3 +61,8 @@ with _dag("veo_it_run_capped"):
 with _dag("veo_it_db_connection", retries=0):
     VeoOperator(task_id="deferred", prompt="a kite", model="veo3", veo_conn_id="veo_db_only", **FAST)
     VeoOperator(task_id="in_worker", prompt="a boat", model="veo3", veo_conn_id="veo_db_only", deferrable=False, **FAST)
+
+# The API goes down for 75 s while the job runs (every status read answers 500): the wait rides it
+# out with the operator's own defaults, and nobody has to clear anything.
+with _dag("veo_it_outage"):
+    VeoOperator(task_id="generate", prompt="a storm over the sea", model="veo3", poll_interval=5, first_poll_delay=1)
