@@ -108,14 +108,16 @@ unit() {
 }
 
 dags() {
-  # Every example DAG is run by one of these (tests/versions checks that none is left out). Two
-  # pytest processes at once, each with its own Airflow home and emulator: `airflow dags test`
-  # mostly waits, so this halves the step's wall time even on 2 cores.
+  # Every example DAG (tests/versions checks that none is left out) and the user scenarios the
+  # docs promise on every version: mapped generate -> 1080p, a retry after execution_timeout that
+  # pays once, a 75 s API outage, @task.veo mapped, daily_job_limit=2 paying two. Two pytest
+  # processes at once, each with its own Airflow home and emulator: `airflow dags test` mostly
+  # waits, so this halves the step's wall time even on 2 cores.
   local a b
-  run_pytest -m integration tests/integration/test_examples.py >"$DIR/dags-a-$VERSION.log" 2>&1 &
+  run_pytest -m integration tests/integration/test_examples.py tests/integration/test_spending_cap.py \
+    >"$DIR/dags-a-$VERSION.log" 2>&1 &
   a=$!
-  run_pytest -m integration tests/integration/test_taskflow.py \
-    "tests/integration/test_dags_test.py::test_example_dag_generates_three_videos_once_each" \
+  run_pytest -m integration tests/integration/test_dags_test.py tests/integration/test_taskflow.py \
     >"$DIR/dags-b-$VERSION.log" 2>&1 &
   b=$!
   wait $a && a=0 || a=$?

@@ -11,6 +11,7 @@ Airflow 3.0 has no human-in-the-loop operators: there this file defines no DAG (
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from datetime import datetime, timedelta
@@ -20,9 +21,17 @@ from airflow.providers.common.compat.sdk import AirflowOptionalProviderFeatureEx
 from airflow.sdk import dag, task
 
 try:
-    from airflow.providers.standard.operators.hitl import HITLBranchOperator
+    from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 except AirflowOptionalProviderFeatureException:  # Airflow 3.0
-    HITLBranchOperator = None
+    HITLBranchOperator = HITLOperator = None
+
+# How long a person has to answer: `response_timeout` from the standard provider 1.13 (Airflow 3.2's
+# constraints); the one Airflow 3.1 ships with calls it `execution_timeout`.
+ANSWER_WITHIN = timedelta(hours=24)
+if HITLOperator is not None and "response_timeout" in inspect.signature(HITLOperator.__init__).parameters:
+    WAIT_FOR_ANSWER = {"response_timeout": ANSWER_WITHIN}
+else:
+    WAIT_FOR_ANSWER = {"execution_timeout": ANSWER_WITHIN}
 
 from veo_provider.operators.veo import VeoOperator
 
@@ -55,7 +64,7 @@ def veo_review():
         options=["Publish", "Regenerate"],
         options_mapping={"Publish": "publish", "Regenerate": "regenerate"},
         defaults="Regenerate",
-        response_timeout=timedelta(hours=24),
+        **WAIT_FOR_ANSWER,
     )
 
     @task
