@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support import forget_fernet
 from tests.ui.seed import ASSET, BIG, PROMPTS, airflow_env, seed
 from veo_provider.ui import UI_PREFIX
 
@@ -32,6 +33,7 @@ def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
     with pytest.MonkeyPatch.context() as mp:
         for name, value in airflow_env(home).items():
             mp.setenv(name, value)
+        forget_fernet()  # the seeded home's key, not one built earlier in this process
         from airflow.api_fastapi import app as airflow_app
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
@@ -46,6 +48,7 @@ def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
             yield VideoDB(files=files, tokens=tokens)
         finally:
             airflow_app._AuthManagerState.instance = None
+            forget_fernet()
 
 
 @pytest.fixture(scope="module")
