@@ -10,7 +10,7 @@ from veo_provider.ui import UI_PREFIX
 
 RUN = f"{UI_PREFIX}/api/dags/videos_dag/dagRuns/manual__videos"
 SIZE = ASSET.stat().st_size
-VIDEO_TABLES = ("task_instance", "xcom", "task_state_store", "dag_run")
+VIDEO_TABLES = ("task_instance", "xcom", "task_state_store", "variable", "dag_run")
 
 
 def stream_path(task_id: str, map_index: int, dag: str = "videos_dag", run: str = "manual__videos") -> str:
