@@ -26,6 +26,16 @@ class VideoDB:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
 
+def forget_auth_manager() -> None:
+    """Let ``init_auth_manager`` build a new one (3.1+ keep it in ``_AuthManagerState``, 3.0 in a global)."""
+    from airflow.api_fastapi import app as airflow_app
+
+    if hasattr(airflow_app, "_AuthManagerState"):
+        airflow_app._AuthManagerState.instance = None
+    else:
+        airflow_app.auth_manager = None  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
     """The filled database, and bearer tokens of ``viewer`` (every DAG) and ``outsider`` (private_dag)."""
@@ -38,7 +48,7 @@ def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
         files = seed(home)
-        airflow_app._AuthManagerState.instance = None
+        forget_auth_manager()
         manager = airflow_app.init_auth_manager()
         tokens = {
             name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
@@ -47,7 +57,7 @@ def video_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VideoDB]:
         try:
             yield VideoDB(files=files, tokens=tokens)
         finally:
-            airflow_app._AuthManagerState.instance = None
+            forget_auth_manager()
             forget_fernet()
 
 

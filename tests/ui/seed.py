@@ -104,7 +104,6 @@ def _ledger(job: str | None, prompt: str, **extra: Any) -> str:
 
 def sync_dags(home: Path) -> None:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.session import create_session
 
     dags = home / "dags"
@@ -113,9 +112,40 @@ def sync_dags(home: Path) -> None:
     manager = DagBundlesManager()
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    except ImportError:  # Airflow 3.0: the DagBag syncs itself
+        from airflow.models.dagbag import DagBag
+
+        old_bag = DagBag(dag_folder=str(dags), include_examples=False, bundle_path=dags)
+        assert not old_bag.import_errors, old_bag.import_errors
+        old_bag.sync_to_db("dags-folder", None)
+        return
     bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="dags-folder")
     assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, "dags-folder", None)
+
+
+def create_run(session: Any, dag_id: str, run_id: str, now: datetime) -> None:
+    """One manual run of ``dag_id`` with its task instances, as ``dag.test()`` makes it."""
+    from airflow.utils.types import DagRunTriggeredByType
+
+    args: dict[str, Any] = dict(run_id=run_id, logical_date=None, data_interval=None, run_after=now, conf=None)
+    args.update(triggered_by=DagRunTriggeredByType.TEST, start_date=now, session=session)
+    try:
+        from airflow.models.dagbag import DBDagBag
+        from airflow.models.dagrun import get_or_create_dagrun
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dag import _get_or_create_dagrun
+        from airflow.models.dagbag import DagBag
+
+        old_dag = DagBag(read_dags_from_db=True).get_dag(dag_id, session=session)
+        assert old_dag is not None, dag_id
+        _get_or_create_dagrun(dag=old_dag, **args)
+        return
+    dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+    assert dag is not None, dag_id
+    get_or_create_dagrun(dag=dag, triggering_user_name="tests", **args)
 
 
 def _uuid7_at(when: Any, n: int) -> uuid.UUID:
@@ -137,10 +167,12 @@ def fill_bulk(session: Any, files: Path, now: Any) -> None:
     dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == "bulk_dag"))
     path = str(files / "clip-0.mp4")
     tis, xcoms, rendered = [], [], []
+    # Airflow 3.0 keeps the id as text (String(36)), 3.1+ as a UUID.
     for i in range(BULK):
         state = "failed" if i % 10 == 9 else "success"
         start = now - timedelta(seconds=BULK - i)
-        tis.append({**first, "id": _uuid7_at(start, i), "map_index": i, "state": state, "try_number": 1,
+        ti_id = _uuid7_at(start, i)
+        tis.append({**first, "id": str(ti_id) if isinstance(first["id"], str) else ti_id, "map_index": i, "state": state, "try_number": 1,
                     "start_date": start, "end_date": start + timedelta(seconds=1), "duration": 1.0})  # fmt: skip
         job = f"job-bulk-{i}"
         if state == "success":
@@ -173,13 +205,10 @@ def store_ledger(session: Any, dag_id: str, run_id: str, task_id: str, map_index
 
 
 def fill(files: Path) -> None:
-    from airflow.models.dagbag import DBDagBag
-    from airflow.models.dagrun import get_or_create_dagrun
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from airflow.utils.types import DagRunTriggeredByType
     from sqlalchemy import insert, select
 
     now = datetime.now(timezone.utc)
@@ -191,13 +220,7 @@ def fill(files: Path) -> None:
             ("edited_dag", "manual__edited"),
             ("bulk_dag", "manual__bulk"),
         ):
-            dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
-            assert dag is not None, dag_id
-            get_or_create_dagrun(
-                dag=dag, run_id=run_id, logical_date=None, data_interval=None, run_after=now, conf=None,
-                triggered_by=DagRunTriggeredByType.TEST, triggering_user_name="tests", start_date=now,
-                session=session,
-            )  # fmt: skip
+            create_run(session, dag_id, run_id, now)
         session.flush()
         tis = {(t.dag_id, t.task_id, t.map_index): t for t in session.scalars(select(TI))}
 
