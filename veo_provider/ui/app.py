@@ -106,6 +106,9 @@ def list_gallery(
 
     # As Airflow's own list routes do: the DAGs this user may read, then only those are queried.
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+    if dag_id and dag_id not in readable:
+        # requires_access_dag checks a dag_id query parameter only from 3.1 (3.0 reads the path's).
+        raise HTTPException(403, "Forbidden")
     query = gallery.GalleryQuery(
         dag_id=dag_id or None,
         states=tuple(state or ()),
