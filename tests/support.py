@@ -128,3 +128,15 @@ class DagRunResult:
             task_id,
             dag_id,
         )
+
+
+def forget_fernet() -> None:
+    """Make Airflow read ``[core] fernet_key`` again: it keeps the Fernet it built (3.0 in a global,
+    3.1+ in a cache), so a test that sets the key must drop the one built before."""
+    from airflow.models import crypto
+
+    cache_clear = getattr(crypto.get_fernet, "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()
+    else:
+        crypto._fernet = None  # type: ignore[attr-defined]

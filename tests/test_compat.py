@@ -112,3 +112,22 @@ def test_on_3_3_the_state_store_gates_reach_airflows_private_modules():
     scope = compat._scope(TaskInstanceRef("d", "r", "t", 2))
     assert isinstance(scope, TaskScope) and (scope.dag_id, scope.map_index) == ("d", 2)
     assert callable(get_state_backend().get) and callable(get_state_backend().set)
+
+
+def test_on_3_0_get_user_is_airflows_own_dependency_of_a_token_string():
+    """What the Videos app overrides on 3.0: the very callable requires_access_dag depends on."""
+    import inspect
+
+    if compat.API_READS_SESSION_COOKIE:
+        with pytest.raises(RuntimeError, match=r"3\.1\+"):
+            compat.airflow_get_user()
+        return
+    from airflow.api_fastapi.core_api import security
+
+    get_user = compat.airflow_get_user()
+    assert get_user is security.get_user and inspect.iscoroutinefunction(get_user)
+    assert list(inspect.signature(get_user).parameters) == ["token_str"]
+    from fastapi.dependencies.utils import get_dependant
+
+    inner = security.requires_access_dag(method="GET")
+    assert get_user in [sub.call for sub in get_dependant(path="/", call=inner).dependencies]

@@ -79,7 +79,7 @@ def test_get_link_of_an_unfinished_task_reads_nothing(monkeypatch: pytest.Monkey
     assert VeoVideoLink().get_link(None, ti_key=key) == ""  # type: ignore[arg-type]
 
 
-def test_importing_the_link_adds_only_the_ui_constants_and_the_version_flags() -> None:
+def test_importing_the_link_adds_only_the_ui_constants() -> None:
     """Operators import it at DAG-parse time: no FastAPI app, no ORM models, no UI views."""
     code = (
         "import sys; from airflow.providers.common.compat.sdk import BaseOperatorLink; before = set(sys.modules); "
@@ -87,16 +87,14 @@ def test_importing_the_link_adds_only_the_ui_constants_and_the_version_flags() -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     added = ast.literal_eval(out.strip().splitlines()[-1])
-    assert set(added) <= {"veo_provider", "veo_provider.compat", "veo_provider.links", "veo_provider.ui"}, added
+    assert set(added) <= {"veo_provider", "veo_provider.links", "veo_provider.ui"}, added
 
 
-def test_on_airflow_3_0_a_stored_file_keeps_the_vendor_url() -> None:
-    """3.0's api-server takes no session cookie: a browser would get 401 from the player page."""
-    assert video_link(result("/data/v.mp4"), KEY, None, player_page=False) == "https://cdn.example/v.mp4"
-
-
-@pytest.mark.parametrize(("reads_cookie", "expected"), [(True, PLAYER), (False, "https://cdn.example/v.mp4")])
-def test_get_link_follows_the_version_gate(monkeypatch: pytest.MonkeyPatch, reads_cookie: bool, expected: str) -> None:
+@pytest.mark.parametrize("reads_cookie", [True, False])
+def test_every_airflow_line_opens_the_player_page_of_a_stored_file(
+    monkeypatch: pytest.MonkeyPatch, reads_cookie: bool
+) -> None:
+    """3.0's api-server takes no session cookie, but the Videos app keeps one of its own there."""
     from airflow.providers.common.compat.sdk import XCom
 
     from veo_provider import compat
@@ -105,4 +103,4 @@ def test_get_link_follows_the_version_gate(monkeypatch: pytest.MonkeyPatch, read
     monkeypatch.setattr(compat, "API_READS_SESSION_COOKIE", reads_cookie)
     monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
     key = SimpleNamespace(**vars(KEY), state="success")
-    assert VeoVideoLink().get_link(None, ti_key=key) == expected  # type: ignore[arg-type]
+    assert VeoVideoLink().get_link(None, ti_key=key) == PLAYER  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ differs between 3.0, 3.1, 3.2 and 3.3 is gated here with common-compat's version
 private module is imported only inside a function of this module (``tests/test_compat.py`` runs
 each one on the installed Airflow and fails if any other module imports one).
 
-    3.1+   the api-server accepts the UI's session cookie: the extra link may open our player page.
+    3.0    the api-server reads only the ``Authorization`` header: the Videos app swaps the UI's
+           ``localStorage`` token for a cookie of its own, and overrides ``get_user`` on itself only.
+    3.1+   the api-server accepts the UI's session cookie (``_token``) on every route.
     3.3+   the task state store (``context["task_state_store"]``, ``airflow.state``) holds the ledger;
            ``partial()`` applies an operator's own defaults; ``get_execution_api_server_url``.
     < 3.3  the ledger lives in Airflow Variables (``ledger/variables.py``); we apply the operator's
@@ -35,6 +37,8 @@ __all__ = [
     "API_READS_SESSION_COOKIE",
     "HAS_TASK_STATE_STORE",
     "PARTIAL_APPLIES_OPERATOR_DEFAULTS",
+    "UI_TOKEN_STORAGE_KEY",
+    "airflow_get_user",
     "dag_default_args",
     "execution_api_server_url",
     "state_store_get",
@@ -51,6 +55,26 @@ PARTIAL_APPLIES_OPERATOR_DEFAULTS: bool = AIRFLOW_V_3_3_PLUS
 #: ``Authorization`` header counts, and the UI keeps its token in ``localStorage``: a browser
 #: that follows a link to one of our pages carries no credential there.
 API_READS_SESSION_COOKIE: bool = AIRFLOW_V_3_1_PLUS
+#: Where Airflow 3.0's UI keeps its login token in the browser (``localStorage``; its
+#: ``src/utils/tokenHandler.ts``, ``TOKEN_STORAGE_KEY``).
+UI_TOKEN_STORAGE_KEY = "token"
+
+
+# ------------------------------------------------------------------------------ the api-server
+
+
+def airflow_get_user() -> Any:
+    """Airflow 3.0's ``get_user``: the dependency ``requires_access_dag`` resolves the user with.
+
+    On 3.0 it is ``async def get_user(token_str)``, the token taken from the ``Authorization``
+    header; awaited with a token string it verifies it as every 3.0 route does (401 expired, 403
+    invalid). The Videos app overrides it on its own app only; 3.1+ read the cookie themselves.
+    """
+    if API_READS_SESSION_COOKIE:
+        raise RuntimeError("Airflow 3.1+ read the UI's session cookie: the Videos app overrides nothing there")
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
 
 
 # ------------------------------------------------------------------------------ the worker

@@ -1,7 +1,8 @@
 """Extra link: a "Veo video" button on the task that opens its player page, or the vendor's URL.
 
-Cheap to import (operators import it at DAG-parse time): the UI package's path constants and
-compat's version flags only; XCom and the configuration are read when a link is asked for.
+Cheap to import (operators import it at DAG-parse time): the UI package's path constants only;
+XCom and the configuration are read when a link is asked for. The page opens in a browser on
+every Airflow 3.x (on 3.0 through the Videos app's own session, ``ui/browser_session.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink
 
-from veo_provider import compat
 from veo_provider.ui import player_path
 
 if TYPE_CHECKING:
@@ -25,18 +25,16 @@ def _absolute_base(base_url: str | None) -> str | None:
     return base.rstrip("/") if base.startswith(("http://", "https://")) else None
 
 
-def video_link(result: Any, ti_key: Any, base_url: str | None, *, player_page: bool = True) -> str:
+def video_link(result: Any, ti_key: Any, base_url: str | None) -> str:
     """The player page when the task stored a file, the vendor URL when it did not, else "".
 
     Without an absolute ``[api] base_url`` the player link is relative (``veo-ui/player/...``):
     Airflow's UI (3.0 to 3.3) resolves it against its ``<base href>``, the api-server's root.
-    ``player_page=False`` (Airflow 3.0, where a browser reaches the page without credentials)
-    keeps the vendor URL.
     """
     if not isinstance(result, dict):
         return ""
     stored = result.get("output_path")
-    if player_page and isinstance(stored, str) and stored:
+    if isinstance(stored, str) and stored:
         path = player_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
         base = _absolute_base(base_url)
         return base + path if base else path.lstrip("/")
@@ -45,7 +43,7 @@ def video_link(result: Any, ti_key: Any, base_url: str | None, *, player_page: b
 
 
 class VeoVideoLink(BaseOperatorLink):
-    """Links the task to its video: the player page of the file it stored (3.1+), else the vendor's URL."""
+    """Links the task to its video: the player page of the file it stored, else the vendor's URL."""
 
     name = "Veo video"
 
@@ -59,4 +57,4 @@ class VeoVideoLink(BaseOperatorLink):
             return ""
         result = XCom.get_value(ti_key=ti_key, key="return_value")
         base_url = conf.get("api", "base_url", fallback=None)
-        return video_link(result, ti_key, base_url, player_page=compat.API_READS_SESSION_COOKIE)
+        return video_link(result, ti_key, base_url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ import respx
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from tests.support import forget_fernet
 from veo_provider import compat
 from veo_provider.ledger import LEDGER_KEY, STORED_CALLBACK_KEY, Ledger, VariableStore, database, variables
 from veo_provider.ledger.database import TaskInstanceRecord, TaskInstanceRef
@@ -172,6 +174,49 @@ def test_a_try_that_ends_unfinished_keeps_its_variables_and_the_one_that_succeed
 
 
 # ------------------------------------------------------------------------- the server side
+
+
+@pytest.fixture
+def fernet_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``fernet_key(key)``: Airflow encrypts and decrypts Variables with ``key`` from now on."""
+
+    def use(key: str) -> None:
+        monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+        forget_fernet()
+
+    yield use
+    forget_fernet()  # the next Fernet is built after monkeypatch restores the key
+
+
+def test_the_server_side_reads_many_task_instances_in_one_query_and_only_their_own_envelopes(
+    fallback, session, fernet_key
+):
+    from airflow.models.variable import Variable
+    from cryptography.fernet import Fernet
+    from sqlalchemy import event
+
+    def keep(ref: TaskInstanceRef, envelope: dict[str, Any]) -> None:
+        session.add(Variable(key=variables.variable_key(ref, LEDGER_KEY), val=json.dumps(envelope)))
+        session.flush()  # encrypted under the Fernet key configured now
+
+    refs = [TaskInstanceRef("videos", "r", "t", i) for i in range(5)]
+    fernet_key(Fernet.generate_key().decode())
+    keep(refs[4], variables.wrap(refs[4], LEDGER_KEY, ENTRY))  # another deployment's key
+    fernet_key(Fernet.generate_key().decode())
+    for ref in refs[:3]:
+        keep(ref, variables.wrap(ref, LEDGER_KEY, {**ENTRY, "key": f"k{ref.map_index}"}))
+    keep(refs[3], variables.wrap(refs[0], LEDGER_KEY, ENTRY))  # refs[0]'s envelope under refs[3]'s name
+
+    statements: list[str] = []
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listener)
+    try:
+        found = database.fallback_values(session, refs, LEDGER_KEY)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listener)
+    assert {ref.map_index: value["key"] for ref, value in found.items()} == {0: "k0", 1: "k1", 2: "k2"}
+    assert len(statements) == 1
+    assert database.fallback_values(session, [], LEDGER_KEY) == {}
 
 
 def test_what_the_worker_wrote_the_api_server_reads_and_the_callback_it_stores_the_worker_reads(

@@ -20,11 +20,14 @@ import shutil
 import sys
 import textwrap
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import veo_provider.testing
+from veo_provider import compat
+from veo_provider.ledger import LEDGER_KEY, variables
+from veo_provider.ledger.database import TaskInstanceRef
 
 # The emulator's clips as installed (the version matrix runs these tests next to the wheel, without
 # the source tree's veo_provider/).
@@ -101,7 +104,6 @@ def _ledger(job: str | None, prompt: str, **extra: Any) -> str:
 
 def sync_dags(home: Path) -> None:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.session import create_session
 
     dags = home / "dags"
@@ -110,9 +112,40 @@ def sync_dags(home: Path) -> None:
     manager = DagBundlesManager()
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    except ImportError:  # Airflow 3.0: the DagBag syncs itself
+        from airflow.models.dagbag import DagBag
+
+        old_bag = DagBag(dag_folder=str(dags), include_examples=False, bundle_path=dags)
+        assert not old_bag.import_errors, old_bag.import_errors
+        old_bag.sync_to_db("dags-folder", None)
+        return
     bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="dags-folder")
     assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, "dags-folder", None)
+
+
+def create_run(session: Any, dag_id: str, run_id: str, now: datetime) -> None:
+    """One manual run of ``dag_id`` with its task instances, as ``dag.test()`` makes it."""
+    from airflow.utils.types import DagRunTriggeredByType
+
+    args: dict[str, Any] = dict(run_id=run_id, logical_date=None, data_interval=None, run_after=now, conf=None)
+    args.update(triggered_by=DagRunTriggeredByType.TEST, start_date=now, session=session)
+    try:
+        from airflow.models.dagbag import DBDagBag
+        from airflow.models.dagrun import get_or_create_dagrun
+    except ImportError:  # Airflow 3.0
+        from airflow.models.dag import _get_or_create_dagrun
+        from airflow.models.dagbag import DagBag
+
+        old_dag = DagBag(read_dags_from_db=True).get_dag(dag_id, session=session)
+        assert old_dag is not None, dag_id
+        _get_or_create_dagrun(dag=old_dag, **args)
+        return
+    dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+    assert dag is not None, dag_id
+    get_or_create_dagrun(dag=dag, triggering_user_name="tests", **args)
 
 
 def _uuid7_at(when: Any, n: int) -> uuid.UUID:
@@ -134,10 +167,12 @@ def fill_bulk(session: Any, files: Path, now: Any) -> None:
     dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == "bulk_dag"))
     path = str(files / "clip-0.mp4")
     tis, xcoms, rendered = [], [], []
+    # Airflow 3.0 keeps the id as text (String(36)), 3.1+ as a UUID.
     for i in range(BULK):
         state = "failed" if i % 10 == 9 else "success"
         start = now - timedelta(seconds=BULK - i)
-        tis.append({**first, "id": _uuid7_at(start, i), "map_index": i, "state": state, "try_number": 1,
+        ti_id = _uuid7_at(start, i)
+        tis.append({**first, "id": str(ti_id) if isinstance(first["id"], str) else ti_id, "map_index": i, "state": state, "try_number": 1,
                     "start_date": start, "end_date": start + timedelta(seconds=1), "duration": 1.0})  # fmt: skip
         job = f"job-bulk-{i}"
         if state == "success":
@@ -152,20 +187,31 @@ def fill_bulk(session: Any, files: Path, now: Any) -> None:
     session.execute(insert(RTIF.__table__), rendered)
 
 
+def store_ledger(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, entry: str) -> None:
+    """Keep a ledger entry where the installed Airflow's worker keeps it: the task state store (3.3+),
+    else the fallback's Variable (written by Airflow's own ``Variable.set``, encrypted as any Variable)."""
+    if compat.HAS_TASK_STATE_STORE:
+        from airflow._shared.state import TaskScope
+        from airflow.state import get_state_backend
+
+        scope = TaskScope(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
+        get_state_backend().set(scope, LEDGER_KEY, entry, session=session)
+        return
+    from airflow.models.variable import Variable
+
+    ref = TaskInstanceRef(dag_id, run_id, task_id, map_index)
+    envelope = variables.wrap(ref, LEDGER_KEY, json.loads(entry))
+    Variable.set(variables.variable_key(ref, LEDGER_KEY), json.dumps(envelope), session=session)
+
+
 def fill(files: Path) -> None:
-    from airflow._shared.state import TaskScope
-    from airflow._shared.timezones import timezone
-    from airflow.models.dagbag import DBDagBag
-    from airflow.models.dagrun import get_or_create_dagrun
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
-    from airflow.state import get_state_backend
     from airflow.utils.session import create_session
-    from airflow.utils.types import DagRunTriggeredByType
     from sqlalchemy import insert, select
 
-    now = timezone.utcnow()
+    now = datetime.now(timezone.utc)
     with create_session() as session:
         for dag_id, run_id in (
             ("videos_dag", "manual__videos"),
@@ -174,16 +220,9 @@ def fill(files: Path) -> None:
             ("edited_dag", "manual__edited"),
             ("bulk_dag", "manual__bulk"),
         ):
-            dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
-            assert dag is not None, dag_id
-            get_or_create_dagrun(
-                dag=dag, run_id=run_id, logical_date=None, data_interval=None, run_after=now, conf=None,
-                triggered_by=DagRunTriggeredByType.TEST, triggering_user_name="tests", start_date=now,
-                session=session,
-            )  # fmt: skip
+            create_run(session, dag_id, run_id, now)
         session.flush()
         tis = {(t.dag_id, t.task_id, t.map_index): t for t in session.scalars(select(TI))}
-        backend = get_state_backend()
 
         rendered: dict[tuple[str, str, str, int], dict[str, Any]] = {}
 
@@ -199,8 +238,7 @@ def fill(files: Path) -> None:
                     "return_value", _result(job, prompt, path, kw.get("url")), dag_id=dag_id, task_id=task_id,
                     run_id=run_id, map_index=index, session=session,
                 )  # fmt: skip
-            scope = TaskScope(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=index)
-            backend.set(scope, "veo_submission", _ledger(job, prompt, **kw.get("ledger", {})), session=session)
+            store_ledger(session, dag_id, run_id, task_id, index, _ledger(job, prompt, **kw.get("ledger", {})))
 
         for i, prompt in enumerate(PROMPTS[:2]):
             target = files / f"clip-{i}.mp4"
@@ -208,8 +246,7 @@ def fill(files: Path) -> None:
             done("videos_dag", "manual__videos", "clips", i, prompt, str(target) if i == 0 else f"file://{target}")
         waiting = tis[("videos_dag", "clips", 2)]
         waiting.state, waiting.try_number, waiting.start_date = "deferred", 1, now - timedelta(seconds=90)
-        scope = TaskScope(dag_id="videos_dag", run_id="manual__videos", task_id="clips", map_index=2)
-        backend.set(scope, "veo_submission", _ledger("job-clips-2", PROMPTS[2]), session=session)
+        store_ledger(session, "videos_dag", "manual__videos", "clips", 2, _ledger("job-clips-2", PROMPTS[2]))
         XComModel.set("veo_task_id", "job-clips-2", dag_id="videos_dag", task_id="clips", run_id="manual__videos",
                       map_index=2, session=session)  # fmt: skip
         done("videos_dag", "manual__videos", "single", -1, "one clip", None, url="https://cdn.example/only-url.mp4")
@@ -236,6 +273,9 @@ def fill(files: Path) -> None:
             ))  # fmt: skip
 
 
+#: The seeded home's Fernet key (a fixed, valid one: 32 url-safe base64 bytes).
+FERNET_KEY = "dGVzdHMtdWktZmVybmV0LWtleS0wMTIzNDU2Nzg5YWI="
+
 #: Users of Airflow's simple auth manager (password = name, for the browser check's login).
 USERS = {"viewer": "viewer", "outsider": "outsider"}
 
@@ -249,6 +289,8 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": "tests-ui-jwt-secret-0123456789abcdef-0123456789abcdef-0123456789",
+        # Variables (the ledger's fallback below 3.3) are encrypted, as in a real deployment.
+        "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
     }
 

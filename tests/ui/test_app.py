@@ -6,11 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.ui.conftest import ASSET, BIG, PROMPTS, VideoDB
-from veo_provider.ui import UI_PREFIX
+from veo_provider import compat
+from veo_provider.ui import UI_PREFIX, browser_session
 
 RUN = f"{UI_PREFIX}/api/dags/videos_dag/dagRuns/manual__videos"
 SIZE = ASSET.stat().st_size
-VIDEO_TABLES = ("task_instance", "xcom", "task_state_store", "dag_run")
+VIDEO_TABLES = ("task_instance", "xcom", "task_state_store", "variable", "dag_run")
 
 
 def stream_path(task_id: str, map_index: int, dag: str = "videos_dag", run: str = "manual__videos") -> str:
@@ -56,7 +57,9 @@ def test_the_outsider_reads_the_dag_it_may_read(client: TestClient, video_db: Vi
 
 
 def test_the_session_cookie_is_a_credential(client: TestClient, video_db: VideoDB) -> None:
-    with TestClient(client.app, cookies={"_token": video_db.tokens["viewer"]}) as browser:
+    # 3.1+: the UI's own cookie; 3.0 reads none, and the Videos app keeps its own (ui/browser_session.py).
+    name = "_token" if compat.API_READS_SESSION_COOKIE else browser_session.COOKIE_NAME
+    with TestClient(client.app, cookies={name: video_db.tokens["viewer"]}) as browser:
         assert browser.get(f"{RUN}/videos").status_code == 200
         assert browser.get(stream_path("clips", 0), headers={"Range": "bytes=0-9"}).status_code == 206
 

@@ -26,8 +26,12 @@ import pytest
 
 from tests.ui.gate import require
 from tests.ui.seed import ASSET, PROMPTS, USERS, airflow_env
+from veo_provider import compat
+from veo_provider.ui import player_path
 
 pytestmark = pytest.mark.integration
+#: The Videos tabs and the nav page are react_apps, which Airflow serves from 3.1.
+needs_react_apps = pytest.mark.skipif(not compat.AIRFLOW_V_3_1_PLUS, reason="react_apps arrived in Airflow 3.1")
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("VEO_UI_CHROMIUM", "/usr/bin/chromium")
@@ -171,6 +175,7 @@ def _open_tab(
             browser.close()
 
 
+@needs_react_apps
 def test_the_run_tab_plays_each_stored_clip_with_its_prompt(api_server: str) -> None:
     facts = _open_tab(api_server, RUN_TAB, "dag-run-videos-tab.png", cards=5)
     assert facts["cards"] == 5 and len(facts["list_requests"]) == 1, facts
@@ -180,6 +185,7 @@ def test_the_run_tab_plays_each_stored_clip_with_its_prompt(api_server: str) -> 
     assert facts["prompts"][0] == PROMPTS[0] and facts["prompts"][1].startswith(PROMPTS[1][:100])
 
 
+@needs_react_apps
 def test_the_task_instance_tab_shows_that_clip_alone(api_server: str) -> None:
     facts = _open_tab(api_server, TI_TAB, "task-instance-videos-tab.png")
     assert facts["cards"] == 1 and len(facts["list_requests"]) == 1, facts
@@ -187,6 +193,7 @@ def test_the_task_instance_tab_shows_that_clip_alone(api_server: str) -> None:
     assert player["src"].endswith("/taskInstances/clips/1/video") and player["duration"] > 0
 
 
+@needs_react_apps
 def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(api_server: str) -> None:
     facts = _open_tab(api_server, BIG_TAB, "dag-run-100-videos.png", cards=100, metadata=False)
     assert facts["cards"] == 100 and len(facts["list_requests"]) == 1, facts["list_requests"]
@@ -197,6 +204,7 @@ def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(
     assert facts["render_ms"] <= 2000, f"{facts['render_ms']:.0f} ms from the list request to 100 cards"
 
 
+@needs_react_apps
 def test_the_nav_page_shows_the_newest_videos_of_every_readable_dag_from_one_request(api_server: str) -> None:
     facts = _open_tab(api_server, GALLERY, "veo-videos-page.png", cards=24)
     assert facts["cards"] == 24 and len(facts["list_requests"]) == 1, facts["list_requests"]
@@ -207,7 +215,92 @@ def test_the_nav_page_shows_the_newest_videos_of_every_readable_dag_from_one_req
     assert stored and all(v["duration"] > 0 for v in stored)
 
 
+@needs_react_apps
 def test_the_nav_page_of_a_user_limited_to_one_dag_shows_that_dag_alone(api_server: str) -> None:
     facts = _open_tab(api_server, GALLERY, "veo-videos-page-outsider.png", metadata=False, user="outsider")
     assert facts["cards"] == 1 and facts["runs"] == ["private_dag · manual__private"]
     assert facts["dags"] == ["", "private_dag"]
+
+
+def _open_player(api_server: str, path: str, shot: str, user: str) -> dict[str, Any]:
+    """Log in as Airflow's login does (its ``_token`` cookie), open Airflow's UI, then the player page.
+
+    On 3.0 the UI moves that cookie into ``localStorage`` and deletes it; the player page then signs
+    in with it (ui/browser_session.py). On 3.1+ the cookie itself is the credential.
+    """
+    from playwright.sync_api import sync_playwright
+
+    out = Path(os.environ.get("VEO_UI_OUT", REPO / "out" / "ui-videos"))
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            context.add_cookies([{"name": "_token", "value": _token(api_server, user), "url": api_server}])
+            page = context.new_page()
+            statuses: list[tuple[str, int]] = []
+            page.on("response", lambda r: statuses.append((r.url.replace(api_server, ""), r.status)))
+            page.goto(f"{api_server}/", wait_until="domcontentloaded", timeout=120_000)
+            if not compat.API_READS_SESSION_COOKIE:
+                page.wait_for_function("() => !!window.localStorage.getItem('token')", timeout=120_000)
+            page.goto(f"{api_server}/{path.lstrip('/')}", wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function(
+                "() => !document.getElementById('veo-sign-in') && document.readyState === 'complete'",
+                timeout=60_000,
+            )
+            videos = page.locator("video")
+            if videos.count():
+                page.wait_for_function(
+                    "() => { const v = document.querySelector('video'); return v.readyState >= 1 && v.duration > 0; }",
+                    timeout=60_000,
+                )
+            facts = page.evaluate(
+                """() => ({text: document.body.innerText,
+                           videos: [...document.querySelectorAll('video')].map(v => ({
+                               src: v.getAttribute('src'), duration: v.duration}))})"""
+            )
+            facts["cookies"] = {c["name"]: c for c in context.cookies()}
+            facts["statuses"] = statuses
+            page.screenshot(path=str(out / shot), full_page=True)
+            return dict(facts)
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(compat.API_READS_SESSION_COOKIE, reason="3.1+ answer a plain 401 (no sign-in page)")
+def test_on_3_0_the_player_page_of_a_browser_not_logged_in_says_to_log_in(api_server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    path = player_path("videos_dag", "manual__videos", "clips", 0)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_context().new_page()
+            sessions: list[str] = []
+            page.on("request", lambda r: sessions.append(r.url) if r.url.endswith("/veo-ui/session") else None)
+            page.goto(f"{api_server}{path}", wait_until="load", timeout=120_000)
+            page.wait_for_function("() => document.body.innerText.includes('Log in to Airflow')", timeout=30_000)
+            text = page.evaluate("() => document.body.innerText")
+        finally:
+            browser.close()
+    assert PROMPTS[0] not in text and not sessions  # no token in localStorage: nothing sent
+
+
+def test_the_player_page_plays_in_a_browser_logged_in_to_airflow(api_server: str) -> None:
+    path = player_path("videos_dag", "manual__videos", "clips", 0)
+    facts = _open_player(api_server, path, "player-page.png", "viewer")
+    [video] = facts["videos"]
+    assert video["src"].endswith("/taskInstances/clips/0/video") and video["duration"] > 0, facts
+    assert PROMPTS[0] in facts["text"]
+    if not compat.API_READS_SESSION_COOKIE:  # 3.0: signed in once through the Videos app's own cookie
+        cookie = facts["cookies"]["veo_ui_token"]
+        assert cookie["path"] == "/veo-ui" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert [s for u, s in facts["statuses"] if u == "/veo-ui/session"] == [204]
+        assert [s for u, s in facts["statuses"] if u == path] == [401, 200]
+
+
+def test_the_player_page_of_another_dag_shows_nothing_of_it_in_the_browser(api_server: str) -> None:
+    path = player_path("videos_dag", "manual__videos", "clips", 0)
+    facts = _open_player(api_server, path, "player-page-outsider.png", "outsider")
+    assert not facts["videos"] and PROMPTS[0] not in facts["text"] and "job-" not in facts["text"]
+    assert [s for u, s in facts["statuses"] if u == path][-1] == 403

@@ -46,8 +46,12 @@ def _body(response) -> bytes:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def memory_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     """Serve ``memory://`` the way a provider registers its scheme (e.g. s3:// from the Amazon provider)."""
-    from airflow.sdk.io import fs
     from fsspec.implementations.memory import MemoryFileSystem
+
+    try:
+        from airflow.sdk.io import fs
+    except ImportError:  # Airflow 3.0: ObjectStoragePath is airflow.io's, with its registry
+        import airflow.io as fs
 
     monkeypatch.setitem(fs._register_filesystems(), "memory", lambda conn_id, options: MemoryFileSystem())  # type: ignore[index]
 

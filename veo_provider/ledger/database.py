@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,14 @@ from veo_provider.models.records import LedgerEntry, StoredCallback
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["TaskInstanceRecord", "TaskInstanceRef", "create_session", "start_sweeper", "sweep_fallback"]
+__all__ = [
+    "TaskInstanceRecord",
+    "TaskInstanceRef",
+    "create_session",
+    "fallback_values",
+    "start_sweeper",
+    "sweep_fallback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +153,7 @@ class TaskInstanceRecord:
     def _read_raw(self, key: str) -> Any:
         if compat.HAS_TASK_STATE_STORE:
             return compat.state_store_get(self.session, self.ref, key)
-        stored = _variable_row(self.session, variables.variable_key(self.ref, key))
-        return variables.unwrap(self.ref, key, _decrypted(stored)) if stored is not None else None
+        return fallback_values(self.session, [self.ref], key).get(self.ref)
 
     def read(self, key: str) -> dict[str, Any] | None:
         """The dict stored under ``key``; None if nothing is, or it is not a JSON object."""
@@ -200,11 +206,18 @@ class TaskInstanceRecord:
 # --------------------------------------------------------- the fallback's Variables (< 3.3)
 
 
-def _variable_row(session: Session, name: str) -> Any:
+def _variable_rows(session: Session, names: Collection[str]) -> dict[str, Any]:
+    """The Variables of these keys, in one query (absent keys are left out)."""
     from airflow.models.variable import Variable
     from sqlalchemy import select
 
-    return session.scalar(select(Variable).where(Variable.key == name))
+    if not names:
+        return {}
+    return {row.key: row for row in session.scalars(select(Variable).where(Variable.key.in_(sorted(set(names)))))}
+
+
+def _variable_row(session: Session, name: str) -> Any:
+    return _variable_rows(session, [name]).get(name)
 
 
 def _decrypted(row: Any) -> str | None:
@@ -213,6 +226,24 @@ def _decrypted(row: Any) -> str | None:
         return row.val
     except Exception:
         return None
+
+
+def fallback_values(
+    session: Session, tis: Iterable[variables.Scoped], key: str
+) -> dict[TaskInstanceRef, dict[str, Any]]:
+    """``key``'s value of each of these task instances in the fallback's Variables, in one query.
+
+    Only an envelope naming that very task instance and key counts (a Variable edited to hold
+    another's is not read), and a value this process cannot decrypt is left out, as if absent.
+    """
+    refs = {variables.variable_key(ti, key): TaskInstanceRef.of(ti) for ti in tis}
+    found: dict[TaskInstanceRef, dict[str, Any]] = {}
+    for name, row in _variable_rows(session, refs).items():
+        ref = refs[name]
+        value = variables.unwrap(ref, key, _decrypted(row))
+        if value is not None:
+            found[ref] = value
+    return found
 
 
 def _write_variable(session: Session, ref: TaskInstanceRef, key: str, value: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 Every route is guarded by Airflow's own authorization for the DAG named in the path
 (``requires_access_dag``: the task instances and their XComs), so a user who may not read a DAG
 gets nothing of it. What a route acts on (which file) comes from Airflow's records of the task
-instance, never from the request.
+instance, never from the request. On Airflow 3.0 the app also keeps a browser session of its
+own (``browser_session.py``), since 3.0's api-server reads no cookie.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from veo_provider.ui import PLAYER_ROUTE, UI_PREFIX, gallery, player, store, streaming
+from veo_provider import compat
+from veo_provider.ui import PLAYER_ROUTE, UI_PREFIX, browser_session, gallery, player, store, streaming
 from veo_provider.ui.videos import TaskInstanceFacts, VideoView, video_view
 
 __all__ = ["STATIC_DIR", "GalleryPage", "VideoList", "create_ui_app"]
@@ -104,6 +106,9 @@ def list_gallery(
 
     # As Airflow's own list routes do: the DAGs this user may read, then only those are queried.
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+    if dag_id and dag_id not in readable:
+        # requires_access_dag checks a dag_id query parameter only from 3.1 (3.0 reads the path's).
+        raise HTTPException(403, "Forbidden")
     query = gallery.GalleryQuery(
         dag_id=dag_id or None,
         states=tuple(state or ()),
@@ -196,6 +201,8 @@ def create_ui_app() -> FastAPI:
         response_class=HTMLResponse,
         include_in_schema=False,
     )
+    if not compat.API_READS_SESSION_COOKIE:  # 3.0: a browser carries no credential Airflow reads
+        browser_session.install(app)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

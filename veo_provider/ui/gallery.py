@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import JSON, String, and_, or_, select, type_coerce
 
 from veo_provider.ui.store import TI_COLUMNS, facts_of, where_keys
 from veo_provider.ui.videos import TaskInstanceFacts
@@ -59,6 +59,14 @@ def parse_cursor(cursor: str) -> uuid.UUID:
         raise ValueError(f"cursor {cursor!r} is not a page cursor: pass the next_cursor of the previous page") from None
 
 
+def _id_value(ti: Any, cursor: uuid.UUID) -> Any:
+    """The cursor as the id column takes it: a UUID, or its text where the column is text (Airflow
+    3.0's ``String(36)``, a text ``UUID`` on PostgreSQL; canonical lowercase text sorts as the UUIDs do)."""
+    column_type = ti.id.type
+    default = getattr(column_type, "impl", column_type)  # SQLAlchemy 1.4 wraps it in a Variant
+    return str(cursor) if isinstance(default, String) else cursor
+
+
 def _filters(ti: Any, q: GalleryQuery, readable: Collection[str]) -> list[Any]:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
 
@@ -72,7 +80,7 @@ def _filters(ti: Any, q: GalleryQuery, readable: Collection[str]) -> list[Any]:
     if q.until is not None:
         clauses.append(ti.start_date < q.until)
     if q.cursor is not None:
-        clauses.append(ti.id < parse_cursor(q.cursor))
+        clauses.append(ti.id < _id_value(ti, parse_cursor(q.cursor)))
     if q.model is not None:
         # The model the task rendered (written when it started, kept for the last N runs of a task).
         rendered = select(RTIF.task_id).where(
@@ -81,7 +89,8 @@ def _filters(ti: Any, q: GalleryQuery, readable: Collection[str]) -> list[Any]:
                 RTIF.run_id == ti.run_id,
                 RTIF.task_id == ti.task_id,
                 RTIF.map_index == ti.map_index,
-                RTIF.rendered_fields["model"].as_string() == q.model,
+                # As JSON whatever the column's own type (3.0 declares it sqlalchemy_jsonfield's).
+                type_coerce(RTIF.rendered_fields, JSON)["model"].as_string() == q.model,
             )
         )
         clauses.append(rendered.exists())

@@ -2,7 +2,8 @@
 
 One query per table (task instances, their XComs, their ledger entries, their rendered fields)
 for a whole DAG run or a whole page of the gallery, whatever the number of task instances; the
-api-server imports this.
+api-server imports this. The ledger entries are in the task state store on Airflow 3.3+, in the
+ledger's fallback Variables before (read through ``ledger.database``, which decrypts them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, tuple_
 
+from veo_provider import compat
+from veo_provider.ledger import database
 from veo_provider.ledger.keys import LEDGER_KEY
 from veo_provider.ui.videos import VEO_OPERATORS, TaskInstanceFacts, recorded_output_path
 
@@ -62,12 +65,16 @@ def _xcoms(session: Session, where: list[Any]) -> dict[tuple[TiKey, str], Any]:
     return out
 
 
-def _ledgers(session: Session, where: Any) -> dict[TiKey, dict[str, Any]]:
-    """Ledger entries of the task instances ``where(model)`` selects."""
-    try:
-        from airflow.models.task_state_store import TaskStateStoreModel as TSS
-    except ImportError:  # Airflow < 3.3 has no task state store
-        return {}
+def _ledgers(session: Session, tis: Sequence[Any], where: Any) -> dict[TiKey, dict[str, Any]]:
+    """Ledger entries of the task instances ``tis`` (which ``where(model)`` selects), one query.
+
+    On 3.3+ they are in the task state store; before, in the fallback's Variables, one per task
+    instance: their keys are computed from ``tis``, so the read is one ``IN`` whatever their number.
+    """
+    if not compat.HAS_TASK_STATE_STORE:
+        return {_key(ref): value for ref, value in database.fallback_values(session, tis, LEDGER_KEY).items()}
+    from airflow.models.task_state_store import TaskStateStoreModel as TSS
+
     rows = session.execute(
         select(TSS.dag_id, TSS.run_id, TSS.task_id, TSS.map_index, TSS.value).where(*where(TSS), TSS.key == LEDGER_KEY)
     )
@@ -104,7 +111,7 @@ def facts_of(session: Session, tis: Sequence[Any], where: Any) -> list[TaskInsta
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.models.xcom import XComModel
 
-    ledgers = _ledgers(session, where)
+    ledgers = _ledgers(session, tis, where)
     # Only Veo tasks' XComs and rendered fields are read: another task's XCom may be large.
     # A subclass under another name is known by its ledger (then all the task's instances are Veo).
     known = {(r.dag_id, r.task_id) for r in tis if _is_veo(r)} | {(d, t) for d, _, t, _ in ledgers}
