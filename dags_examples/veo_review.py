@@ -20,6 +20,8 @@ from pathlib import Path
 from airflow.providers.common.compat.sdk import AirflowOptionalProviderFeatureException
 from airflow.sdk import dag, task
 
+from veo_provider.operators.veo import VeoOperator
+
 try:
     from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 except AirflowOptionalProviderFeatureException:  # Airflow 3.0
@@ -32,8 +34,6 @@ if HITLOperator is not None and "response_timeout" in inspect.signature(HITLOper
     WAIT_FOR_ANSWER = {"response_timeout": ANSWER_WITHIN}
 else:
     WAIT_FOR_ANSWER = {"execution_timeout": ANSWER_WITHIN}
-
-from veo_provider.operators.veo import VeoOperator
 
 OUTPUT_DIR = os.environ.get("VEO_OUTPUT_DIR", "/tmp/veo-videos")
 POLL_INTERVAL = float(os.environ.get("VEO_POLL_INTERVAL", "15"))
