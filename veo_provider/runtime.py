@@ -1,4 +1,5 @@
-"""Where a Veo task runs and waits: in-process (metadata database at hand) or not; triggerer or worker.
+"""Where a Veo task runs and waits: in-process (metadata database at hand) or not; triggerer or worker;
+which try a trigger event answers.
 
 Under ``airflow dags test`` / ``airflow tasks test`` the task runs in-process, with no api-server
 in between: there is no executor event to race, and the metadata database is reachable directly.
@@ -6,7 +7,9 @@ in between: there is no executor event to race, and the metadata database is rea
 
 from __future__ import annotations
 
-__all__ = ["default_deferrable", "in_process"]
+from typing import Any
+
+__all__ = ["default_deferrable", "event_of_an_earlier_try", "in_process", "try_number"]
 
 
 def in_process() -> bool:
@@ -36,3 +39,21 @@ def default_deferrable() -> bool:
     if any(name in os.environ for name in (env, f"{env}_CMD", f"{env}_SECRET")):
         return conf.getboolean("operators", "default_deferrable")
     return True
+
+
+def try_number(context: Any) -> int | None:
+    """The running try's number (None outside Airflow, e.g. a test calling ``execute()``)."""
+    number = getattr(context.get("ti"), "try_number", None)
+    return number if isinstance(number, int) else None
+
+
+def event_of_an_earlier_try(context: Any, deferred_in_try: int | None) -> bool:
+    """True when a try starts with the trigger event of an earlier try's deferral.
+
+    Airflow 3.0 does not clear a task instance's ``next_method``/``next_kwargs`` when a try that
+    resumed from a deferral fails: the retry then "resumes" with that try's event (a timeout, say)
+    instead of running ``execute()``, and every retry fails the same way. Such an event says nothing
+    about this try; the try starts from the top (where the ledger resumes the job already paid for).
+    """
+    current = try_number(context)
+    return deferred_in_try is not None and current is not None and deferred_in_try != current

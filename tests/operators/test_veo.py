@@ -191,6 +191,22 @@ def test_without_a_task_state_store_it_still_works(api):
         op().execute({})
 
 
+def test_a_retry_that_begins_with_an_earlier_trys_timeout_event_starts_afresh_on_the_same_job(api, store):
+    """Airflow 3.0 keeps a failed try's ``next_method``/``next_kwargs``: its retry "resumes" with that event."""
+    from types import SimpleNamespace
+
+    store.values[LEDGER_KEY] = {"state": "submitted", "key": "k", "task_id": "t-1"}
+    post = api.post("/veo/videos")
+    api.post("/veo/tasks").mock(return_value=httpx.Response(200, json=RUNNING))
+    retry = {**ctx(store), "ti": SimpleNamespace(try_number=2)}
+    with pytest.raises(TaskDeferred) as info:
+        op().execute_complete(retry, event("timeout", last_state="running", deferred_in_try=1))
+    assert post.call_count == 0 and info.value.trigger.veo_task_id == "t-1", "waits again on the paid job"
+    assert info.value.trigger.try_number == 2, "this try's own wait says whose it is"
+    with pytest.raises(AirflowException, match="did not finish within"):  # this try's own event counts
+        op().execute_complete(retry, event("timeout", last_state="running", deferred_in_try=2))
+
+
 # ------------------------------------------------------------------------ execute_complete
 
 

@@ -157,9 +157,19 @@ def test_serialize_round_trips_and_holds_no_secret(veo_conn):
         "first_check_at",
         "submission_key",
         "wait_mode",
+        "try_number",
     }
     json.dumps(kwargs)  # JSON-able only
     assert SECRET_TOKEN not in repr(trig) and SECRET_TOKEN not in json.dumps(kwargs)
+
+
+async def test_every_event_names_the_try_that_deferred(api):
+    api.post("/veo/tasks").mock(side_effect=[batch(DONE)])
+    [event] = await events(trigger(try_number=3))
+    assert event["status"] == "success" and event["deferred_in_try"] == 3
+    api.post("/veo/tasks").mock(side_effect=[batch(RUNNING)] * 50)
+    [late] = await events(trigger(try_number=4, deadline=0))
+    assert late["status"] == "timeout" and late["deferred_in_try"] == 4
 
 
 async def test_ids_asked_for_while_a_batch_is_in_flight_go_in_the_next_batch(api):

@@ -215,6 +215,8 @@ class VeoEvent(BaseModel):
     result: dict[str, Any] | None = None
     error_code: str | None = None
     error_message: str | None = None
+    #: The try that deferred for this wait (trigger events): an event never answers another try.
+    deferred_in_try: int | None = None
 
     @classmethod
     def build(

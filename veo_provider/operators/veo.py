@@ -23,7 +23,7 @@ from veo_provider.operators.arguments import check_wait_arguments, resolve_wait_
 from veo_provider.operators.failures import record_failure
 from veo_provider.operators.preflight import check_argument_names, check_wait_connection
 from veo_provider.resume_hold import CALLBACK_FIRST_CHECK, DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
-from veo_provider.runtime import default_deferrable
+from veo_provider.runtime import default_deferrable, event_of_an_earlier_try, try_number
 from veo_provider.spending.limits import check_limit
 
 if TYPE_CHECKING:
@@ -370,12 +370,11 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
             poll_interval=self.safety_poll_interval if callback else self.poll_interval,
             submission_key=entry.key,
             wait_mode=mode,
+            try_number=try_number(context),
         )
         if self.deferrable:
             self.defer(
-                trigger=trigger,
-                method_name="execute_complete",
-                timeout=timedelta(seconds=max(end - now, 0.0) + 60),
+                trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=max(end - now, 0) + 60)
             )
         return self.execute_complete(context, trigger.run_here())
 
@@ -384,6 +383,9 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         from veo_provider.models import VeoEvent
 
         ev = VeoEvent.read(event)
+        if event_of_an_earlier_try(context, ev.deferred_in_try):
+            self.log.info("Began with try %s's event (Airflow 3.0 keeps it): starting afresh.", ev.deferred_in_try)
+            return self.execute(context)
         self.log.info("Veo job %s: %s after %.0fs (%s).", ev.veo_task_id, ev.status, ev.elapsed or 0, ev.source)
         if ev.source == "callback":
             return self._woken_by_callback(context, ev)

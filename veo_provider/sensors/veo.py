@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 from veo_provider.deadlines import poll_outcome
 from veo_provider.links import VeoVideoLink
 from veo_provider.resume_hold import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, first_check_at
-from veo_provider.runtime import default_deferrable
+from veo_provider.runtime import default_deferrable, event_of_an_earlier_try, try_number
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -100,6 +100,7 @@ class VeoSensor(BaseSensorOperator):
                 deadline=now + self.timeout,
                 poll_interval=self.poke_interval,
                 first_check_at=first_check_at(now, self.first_poll_delay, deferring=True),
+                try_number=try_number(context),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 60),
@@ -118,6 +119,8 @@ class VeoSensor(BaseSensorOperator):
         from veo_provider.models import VeoEvent
 
         ev = VeoEvent.read(event)
+        if event_of_an_earlier_try(context, ev.deferred_in_try):  # Airflow 3.0: see runtime.py
+            return self.execute(context)
         status = poll_outcome(ev)
         if status is None:
             raise AirflowSensorTimeout(

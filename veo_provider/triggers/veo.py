@@ -151,6 +151,7 @@ class VeoTrigger(BaseTrigger):
         callback mode this is the slow safety net for lost callbacks.
     :param submission_key: Our key for the submission (lets the callback receiver find this wait).
     :param wait_mode: ``poll`` or ``callback`` (informational: the receiver resumes the task).
+    :param try_number: The try that deferred; every event says it (see ``runtime.event_of_an_earlier_try``).
     """
 
     def __init__(
@@ -163,6 +164,7 @@ class VeoTrigger(BaseTrigger):
         poll_interval: float = 15.0,
         submission_key: str | None = None,
         wait_mode: str = "poll",
+        try_number: int | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -172,6 +174,7 @@ class VeoTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.submission_key = submission_key
         self.wait_mode = wait_mode
+        self.try_number = try_number
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -184,6 +187,7 @@ class VeoTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "submission_key": self.submission_key,
                 "wait_mode": self.wait_mode,
+                "try_number": self.try_number,
             },
         )
 
@@ -271,5 +275,6 @@ class VeoTrigger(BaseTrigger):
             elapsed=round(time.monotonic() - started, 3),
             deadline=self.deadline,
             last_state=last.value if last is not None else None,
+            deferred_in_try=self.try_number,
             **extra,
         )
