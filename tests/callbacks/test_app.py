@@ -256,9 +256,11 @@ def test_a_ledger_that_names_no_connection_accepts_no_callback(client: TestClien
     port.assert_untouched()
 
 
-def test_a_replayed_callback_stores_nothing_new(client: TestClient, port: FakePort) -> None:
+def test_a_replayed_callback_resumes_nothing_and_is_stored_once(client: TestClient, port: FakePort) -> None:
     url = url_for()
-    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert client.post(url, json=SUCCESS).json() == {"status": "resumed", "resumed": True}
+    # The task has left the deferral: the replay is kept like any callback for a task that does not wait.
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": False}
     stored = copy.deepcopy(port.tis[TI_KEY]["store"])
     r = client.post(url, json=SUCCESS)
     assert r.status_code == 200 and r.json() == {"status": "duplicate", "resumed": False}
@@ -281,17 +283,21 @@ def test_a_forged_callback_does_not_block_the_genuine_one(client: TestClient, po
     """The first stored callback used to stick: the vendor's genuine callback was then dropped as a duplicate."""
     url = url_for()  # one leaked URL
     forged = {**FAILURE, "error": {"code": "forbidden", "message": "FORGED: pay me"}}
-    assert client.post(url, json=forged).json() == {"status": "stored", "resumed": True}
-    port.tis[TI_KEY]["state"] = "deferred"  # the task read the API, saw it running, deferred again
-    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert client.post(url, json=forged).json() == {"status": "resumed", "resumed": True}
+    port.tis[TI_KEY]["state"] = "running"  # the task read the API, saw it running, is deferring again
+    assert client.post(url, json=forged).json() == {"status": "stored", "resumed": False}
+    port.tis[TI_KEY]["state"] = "deferred"
+    assert client.post(url, json=SUCCESS).json() == {"status": "resumed", "resumed": True}
     assert len(port.resumes) == 2
     assert "FORGED" not in str(port.resumes) + str(port.tis[TI_KEY]["store"]), "no body text is kept or passed on"
 
 
 def test_a_final_callback_replaces_a_stored_running_one_and_not_back(client: TestClient, port: FakePort) -> None:
+    """What the operator reads before it defers (callbacks that came while it was running)."""
+    port.tis[TI_KEY]["state"] = "running"
     url = url_for()
     assert client.post(url, json=RUNNING).json() == {"status": "stored", "resumed": False}
-    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": False}
     assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["claimed_state"] == "succeeded"
     client.post(url, json={**RUNNING, "trace_id": "other"})
     assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["claimed_state"] == "succeeded"
@@ -453,16 +459,15 @@ def test_port_failure_is_500_without_details(port: FakePort) -> None:
 # -------------------------------------------------------------------------- valid callbacks
 
 
-def test_success_is_kept_as_a_stored_callback_and_resumes_with_a_wake_up(client: TestClient, port: FakePort) -> None:
+def test_a_callback_for_a_job_the_ledger_names_resumes_with_a_wake_up_and_stores_nothing(
+    client: TestClient, port: FakePort
+) -> None:
+    """It used to be stored too (one more database write): nothing reads it once the task is woken."""
     r = client.post(url_for(), json=SUCCESS)
-    assert r.status_code == 200 and r.json() == {"status": "stored", "resumed": True}
-    assert port.transactions == 1, "store and resume in one transaction when the task settled long ago"
-    [(target, value)] = port.stores
+    assert r.status_code == 200 and r.json() == {"status": "resumed", "resumed": True}
+    assert port.transactions == 1 and port.stores == []
+    [(target, payload)] = port.resumes
     assert target == make_target(expires_at=target.expires_at)
-    assert value["key"] == KEY and value["task_id"] == "job-1" and value["claimed_state"] == "succeeded"
-    assert "body" not in value and "https://cdn.example/v.mp4" not in str(value)
-    assert value["received_at"].endswith("+00:00")
-    [(_, payload)] = port.resumes
     event = VeoEvent.read(payload)
     assert (event.status, event.source, event.veo_task_id, event.submission_key) == (
         "callback",
@@ -475,10 +480,28 @@ def test_success_is_kept_as_a_stored_callback_and_resumes_with_a_wake_up(client:
 
 def test_forged_failure_text_never_reaches_the_task(client: TestClient, port: FakePort) -> None:
     """A failure callback used to fail the task for good, with the sender's text in its log."""
-    assert client.post(url_for(), json=FAILURE).json() == {"status": "stored", "resumed": True}
+    assert client.post(url_for(), json=FAILURE).json() == {"status": "resumed", "resumed": True}
     payload = port.resumes[0][1]
     assert VeoEvent.read(payload).status == "callback"
     assert "content moderation" not in str(payload) and "forbidden" not in str(payload)
+
+
+def test_a_callback_that_comes_before_the_deferral_is_kept_for_the_operator(client: TestClient, port: FakePort) -> None:
+    """The operator looks for it before it defers: a stored claim of "done" makes it read the job at once."""
+    port.tis[TI_KEY]["state"] = "running"
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    [(target, value)] = port.stores
+    assert target == make_target(expires_at=target.expires_at)
+    assert value["key"] == KEY and value["task_id"] == "job-1" and value["claimed_state"] == "succeeded"
+    assert "body" not in value and "https://cdn.example/v.mp4" not in str(value)
+    assert value["received_at"].endswith("+00:00")
+
+
+def test_a_callback_is_stored_when_the_port_refuses_to_resume(client: TestClient, port: FakePort) -> None:
+    """The port re-checks the locked row; a task it does not resume keeps the callback like any other."""
+    port.resume = lambda target, payload: False  # type: ignore[method-assign,assignment,misc]
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
+    assert len(port.stores) == 1
 
 
 def test_running_callback_is_stored_but_does_not_resume(client: TestClient, port: FakePort) -> None:
@@ -499,8 +522,9 @@ def test_a_lost_submissions_callback_is_stored_but_never_written_into_the_ledger
     assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["task_id"] == "job-of-someone-else"
 
 
-def test_not_deferred_task_is_stored_not_resumed(client: TestClient, port: FakePort) -> None:
-    port.tis[TI_KEY]["state"] = "running"
+@pytest.mark.parametrize("state", ["running", "queued", "up_for_retry", "success", None])
+def test_not_deferred_task_is_stored_not_resumed(client: TestClient, port: FakePort, state: str | None) -> None:
+    port.tis[TI_KEY]["state"] = state
     assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": False}
     assert port.resumes == [] and len(port.stores) == 1
 
@@ -520,7 +544,7 @@ def test_task_deferred_on_another_trigger_is_not_resumed(client: TestClient, por
 def test_mapped_task_instance_is_addressed_by_map_index(client: TestClient, port: FakePort) -> None:
     port.add_ti(("videos", "manual__1", "make_video", 3))
     assert client.post(url_for(map_index=3), json=SUCCESS).json()["resumed"] is True
-    assert port.stores[0][0].map_index == 3
+    assert port.resumes[0][0].map_index == 3
 
 
 # ------------------------------------------------------------------------------------- logs
@@ -565,6 +589,16 @@ def _lost_answer_ti(port: FakePort, deferred_seconds: float, ti_key: tuple[str, 
     ti["trigger"][1]["veo_task_id"] = None
 
 
+def test_a_lost_submissions_callback_is_stored_even_when_it_resumes_the_task(
+    client: TestClient, port: FakePort
+) -> None:
+    """Its ledger names no job: the woken task learns the job from the stored callback (then asks the API)."""
+    _lost_answer_ti(port, RESUME_HOLD + 5)
+    assert client.post(url_for(), json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert len(port.stores) == 1 and len(port.resumes) == 1
+    assert port.tis[TI_KEY]["store"][STORED_CALLBACK_KEY]["task_id"] == "job-1"
+
+
 def test_a_just_deferred_lost_submission_is_resumed_once_the_hold_is_over(port: FakePort) -> None:
     """Its trigger has no job to check, so only the callback can resume it: after a short wait."""
     _lost_answer_ti(port, RESUME_HOLD - 0.6)
@@ -596,6 +630,6 @@ async def test_waiting_for_a_just_deferred_task_holds_no_thread(port: FakePort) 
         await asyncio.sleep(0.3)
         start = time.monotonic()
         fast = await client.post(url_for(task_id="other"), json=SUCCESS)
-        assert fast.json() == {"status": "stored", "resumed": True}
+        assert fast.json() == {"status": "resumed", "resumed": True}
         assert time.monotonic() - start < 0.5 and not slow.done(), "served while the other one waits"
         assert (await slow).json() == {"status": "stored", "resumed": True}

@@ -22,8 +22,9 @@ def test_callback_resumes_the_task_at_once(cluster, emulator):
     run = cluster.trigger("veo_e2e_callback")
     assert cluster.wait_for_run("veo_e2e_callback", run) == "success"
     [delivery] = [c for c in emulator.stats()["callbacks"] if c.get("status") == 200]
-    # The receiver answers after it has resumed the task (TI -> scheduled, event attached).
-    assert json.loads(delivery["reply"]) == {"status": "stored", "resumed": True}
+    # The receiver answers after it has resumed the task (TI -> scheduled, event attached); the
+    # ledger names the job, so nothing is stored.
+    assert json.loads(delivery["reply"]) == {"status": "resumed", "resumed": True}
     assert delivery["at"] - delivery["sent_at"] < 1.0, "resumed within 1 s of the callback"
     [ti] = cluster.task_instances("veo_e2e_callback", run)
     # The one early check at RESUME_HOLD and the confirmation read, no polling. (A second try, after

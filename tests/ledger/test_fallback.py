@@ -240,6 +240,82 @@ def test_what_the_worker_wrote_the_api_server_reads_and_the_callback_it_stores_t
     assert Ledger.of({"ti": TI()}).store.get(STORED_CALLBACK_KEY) == {"key": ENTRY["key"], "veo_task_id": "t-10"}
 
 
+def _uuid(column: Any) -> Any:
+    """A new id for a UUID column: a ``uuid.UUID`` on SQLAlchemy 2's ``Uuid`` (3.1+), its text before (3.0)."""
+    import uuid
+
+    try:
+        return uuid.uuid4() if column.type.python_type is uuid.UUID else str(uuid.uuid4())
+    except NotImplementedError:
+        return str(uuid.uuid4())
+
+
+@pytest.fixture
+def deferred_ti():
+    """A metadata database with a deferred task instance, its DAG run and trigger, and a Variable table."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.models.variable import Variable
+    from sqlalchemy import insert
+
+    engine = create_engine("sqlite://")
+    for table in (DagRun.__table__, TaskInstance.__table__, Trigger.__table__, Variable.__table__):
+        table.create(engine)
+    now = datetime.now(timezone.utc)
+    with Session(engine) as s:
+        s.execute(
+            insert(DagRun.__table__).values(
+                dag_id=REF.dag_id,
+                run_id=REF.run_id,
+                run_type="manual",
+                state="running",
+                clear_number=0,
+                run_after=now,
+                log_template_id=None,  # not Airflow's default (a read of the log_template table)
+            )
+        )
+        s.execute(insert(Trigger.__table__).values(id=7, classpath="a.Trigger", kwargs="{}", created_date=now))
+        columns = {c.name for c in TaskInstance.__table__.c}
+        ti = dict(dag_id=REF.dag_id, run_id=REF.run_id, task_id=REF.task_id, map_index=REF.map_index, state="deferred")
+        ti.update(id=_uuid(TaskInstance.id), dag_version_id=_uuid(TaskInstance.dag_version_id), try_number=1)
+        ti.update(max_tries=0, pool="default_pool")
+        ti.update(pool_slots=1, priority_weight=1, trigger_id=7)
+        s.execute(insert(TaskInstance.__table__).values(**{k: v for k, v in ti.items() if k in columns}))
+        s.commit()
+    return engine
+
+
+def test_the_receivers_read_is_one_statement_and_its_writes_read_nothing_again(fallback, deferred_ti):
+    """Before 3.3 the ledger and the stored callback used to cost a statement each, and a write one more."""
+    from airflow.models.variable import Variable
+    from sqlalchemy import event
+
+    with Session(deferred_ti) as s:
+        envelope = json.dumps(variables.wrap(REF, LEDGER_KEY, ENTRY))
+        s.add(Variable(key=variables.variable_key(REF, LEDGER_KEY), val=envelope))
+        s.commit()
+    sent: list[str] = []
+    event.listen(deferred_ti, "before_cursor_execute", lambda *args: sent.append(args[2].split()[0]))
+    with Session(deferred_ti) as s:
+        record = TaskInstanceRecord.find(s, REF, lock=True, preload=(LEDGER_KEY, STORED_CALLBACK_KEY))
+        assert record is not None and record.state == "deferred" and record.row.trigger.classpath == "a.Trigger"
+        assert record.ledger_entry() is not None and record.ledger_entry().key == ENTRY["key"]
+        assert record.stored_callback() is None and record.run_after is not None
+        assert sent == ["SELECT"]
+        record.write(STORED_CALLBACK_KEY, {"key": ENTRY["key"], "task_id": "t-1"})
+        record.write(STORED_CALLBACK_KEY, {"key": ENTRY["key"], "task_id": "t-2"})
+        assert record.read(STORED_CALLBACK_KEY) == {"key": ENTRY["key"], "task_id": "t-2"}
+        s.commit()
+        # The first write looks its Variable up again (the locked read may predate a concurrent insert).
+        assert sent == ["SELECT", "SELECT", "INSERT", "UPDATE"]
+    with Session(deferred_ti) as s:
+        assert server_record(s).read(STORED_CALLBACK_KEY) == {"key": ENTRY["key"], "task_id": "t-2"}
+        assert (
+            TaskInstanceRecord.find(s, TaskInstanceRef(REF.dag_id, REF.run_id, "other"), preload=(LEDGER_KEY,)) is None
+        )
+
+
 def test_the_server_side_reads_nothing_for_a_task_instance_without_variables(fallback, session):
     assert server_record(session).read(LEDGER_KEY) is None
     assert server_record(session).ledger_entry() is None

@@ -317,10 +317,10 @@ def _send(client: TestClient, h: Hostile) -> httpx.Response:
 
 
 def _assert_still_answers(client: TestClient, port: FakePort) -> None:
-    """A valid callback after the hostile ones is stored and resumes the task."""
+    """A valid callback after the hostile ones resumes the task (its ledger names the job: nothing stored)."""
     r = client.post(url_for(), json=SUCCESS)
-    assert (r.status_code, r.json()) == (200, {"status": "stored", "resumed": True})
-    assert len(port.stores) == 1 and len(port.resumes) == 1
+    assert (r.status_code, r.json()) == (200, {"status": "resumed", "resumed": True})
+    assert port.stores == [] and len(port.resumes) == 1
 
 
 # ----------------------------------------------------------------------------- properties
@@ -388,7 +388,7 @@ def test_signed_replay_after_the_task_finished_changes_nothing_but_the_stored_ca
     port = _new_port()
     client = TestClient(create_app(port))
     url = url_for()
-    assert client.post(url, json=SUCCESS).json() == {"status": "stored", "resumed": True}
+    assert client.post(url, json=SUCCESS).json() == {"status": "resumed", "resumed": True}
     _finish(port, how)
     ledger = copy.deepcopy(port.tis[TI_KEY]["store"][LEDGER_KEY])
     stores = len(port.stores)
@@ -420,8 +420,8 @@ def test_unicode_ids_round_trip_to_their_own_task_instance(
     client = TestClient(create_app(port))
     ids = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
     r = client.post(url_for(**ids), json=SUCCESS)
-    assert (r.status_code, r.json()) == (200, {"status": "stored", "resumed": True})
-    [(target, _)] = port.stores
+    assert (r.status_code, r.json()) == (200, {"status": "resumed", "resumed": True})
+    [(target, _)] = port.resumes
     assert (target.dag_id, target.run_id, target.task_id, target.map_index) == key
     assert port.tis[key]["state"] == "scheduled"
     if key != TI_KEY:
@@ -479,12 +479,12 @@ async def test_a_trickled_body_is_capped_and_stores_nothing_while_others_are_ser
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         start = time.monotonic()
         fast = await client.post(url_for(task_id="other"), json=SUCCESS)
-        assert fast.json() == {"status": "stored", "resumed": True}
+        assert fast.json() == {"status": "resumed", "resumed": True}
         assert time.monotonic() - start < 1.0 and not slow.done(), "served while the slow body drips"
     status, body, pulled = await slow
     assert status == 413 and b"larger than" in body
     assert pulled <= MAX_BODY_BYTES // step + 2, "the reader stopped at the cap, not at the end of the body"
-    assert [t.task_id for t, _ in port.stores] == ["other"] and [t.task_id for t, _ in port.resumes] == ["other"]
+    assert port.stores == [] and [t.task_id for t, _ in port.resumes] == ["other"]
     assert port.tis[TI_KEY]["state"] == "deferred"
 
 
@@ -514,7 +514,7 @@ async def test_a_genuine_slow_but_small_body_is_accepted() -> None:
             yield raw[i : i + 8]
 
     status, body, _ = await _asgi_post(create_app(port), url_for(), drip())
-    assert status == 200 and json.loads(body) == {"status": "stored", "resumed": True}
+    assert status == 200 and json.loads(body) == {"status": "resumed", "resumed": True}
 
 
 # ------------------------------------------------------------- regressions found by this sweep (fixed)

@@ -1,11 +1,12 @@
 """The callback decision: authenticate, parse, decide, wake. Nothing here touches a database.
 
 A callback is only a wake-up: the signed URL (the only authentication there is) is checked
-before the body is read, a small stored callback is kept on the task instance (never the
-body), and the deferred task is resumed at once, the way Airflow's human-in-the-loop route
-does. The task then reads the job from the API itself; nothing in a body decides a state or a
-video URL. The database is behind ``CallbackPort`` (``airflow_port.AirflowCallbackPort`` in the
-api-server), so every rule below is tested without one.
+before the body is read, and the deferred task is resumed at once, the way Airflow's
+human-in-the-loop route does. The task then reads the job from the API itself; nothing in a
+body decides a state or a video URL. A small stored callback (never the body) is kept on the
+task instance whenever the worker may still need it: the task was not resumed, or its ledger
+does not name the job yet (a lost submission answer). The database is behind ``CallbackPort``
+(``airflow_port.AirflowCallbackPort`` in the api-server), so every rule below is tested without one.
 """
 
 from __future__ import annotations
@@ -126,10 +127,16 @@ def _ledger_of(loaded: LoadedTaskInstance, target: CallbackTarget) -> LedgerEntr
     return ledger
 
 
+def _is_duplicate(loaded: LoadedTaskInstance, new: StoredCallback) -> bool:
+    """True if ``new`` is the callback already stored (the same job, key and body)."""
+    old = StoredCallback.read(loaded.stored_callback)
+    return old is not None and old.same_as(new)
+
+
 def _keep(port: CallbackPort, target: CallbackTarget, loaded: LoadedTaskInstance, new: StoredCallback) -> bool:
     """Store ``new`` unless it repeats the stored callback; True if it was a duplicate."""
     old = StoredCallback.read(loaded.stored_callback)
-    duplicate = old is not None and old.same_as(new)
+    duplicate = _is_duplicate(loaded, new)
     # A stored callback that claims "done" is never replaced by a later "still running" one; anything else is.
     keep_old = old is not None and old.key == new.key and old.claims_done
     if not duplicate and not (keep_old and not new.claims_done):
@@ -152,7 +159,8 @@ def _waits_on_it(loaded: LoadedTaskInstance, target: CallbackTarget, stored: Sto
 def _decide(
     port: CallbackPort, target: CallbackTarget, stored: StoredCallback, event: dict[str, Any]
 ) -> tuple[dict[str, Any], float]:
-    """Keep the stored callback and resume the task if it waits on it: (answer, seconds to wait first)."""
+    """Resume the task if it waits on this job, keep the stored callback if the worker may need it:
+    (answer, seconds to wait before resuming)."""
     with port.transaction(target):
         loaded = port.load(target)
         if loaded is None:
@@ -160,21 +168,35 @@ def _decide(
         ledger = _ledger_of(loaded, target)
         if ledger.veo_task_id and ledger.veo_task_id != stored.veo_task_id:
             raise CallbackRejected(409, "the body's task_id is not the job this submission created")
+        resumed, wait = _wake(port, target, loaded, stored, event)
+        if resumed and ledger.veo_task_id is not None:
+            # The woken task reads the job its ledger names; a stored callback is read only by a try
+            # that does not know its job yet, or one that has not deferred: neither is this one.
+            return {"status": "duplicate" if _is_duplicate(loaded, stored) else "resumed", "resumed": True}, 0.0
         duplicate = _keep(port, target, loaded, stored)
-        answer: dict[str, Any] = {"status": "duplicate" if duplicate else "stored", "resumed": False}
-        if not _waits_on_it(loaded, target, stored):
-            return answer, 0.0
-        # Airflow's resume race (resume_hold.py): a task deferred a moment ago is not resumed here; its
-        # trigger's early check reads the API at RESUME_HOLD and resumes it. A trigger that knows no
-        # job (its submission answer was lost) cannot: only this callback can resume that rare one,
-        # after a short wait that callers sit through (the vendor's own timeout is unknown).
-        age = loaded.deferred_seconds
-        if age is None or age >= RESUME_HOLD:
-            answer["resumed"] = port.resume(target, event)
-            return answer, 0.0
-        if (loaded.trigger_kwargs or {}).get("veo_task_id"):
-            return answer, 0.0
-        return answer, min(RESUME_HOLD - age, LOST_ANSWER_WAIT)
+        return {"status": "duplicate" if duplicate else "stored", "resumed": resumed}, wait
+
+
+def _wake(
+    port: CallbackPort,
+    target: CallbackTarget,
+    loaded: LoadedTaskInstance,
+    stored: StoredCallback,
+    event: dict[str, Any],
+) -> tuple[bool, float]:
+    """Resume the task now if it waits on this job: (resumed, seconds to wait before resuming it instead)."""
+    if not _waits_on_it(loaded, target, stored):
+        return False, 0.0
+    # Airflow's resume race (resume_hold.py): a task deferred a moment ago is not resumed here; its
+    # trigger's early check reads the API at RESUME_HOLD and resumes it. A trigger that knows no
+    # job (its submission answer was lost) cannot: only this callback can resume that rare one,
+    # after a short wait that callers sit through (the vendor's own timeout is unknown).
+    age = loaded.deferred_seconds
+    if age is None or age >= RESUME_HOLD:
+        return port.resume(target, event), 0.0
+    if (loaded.trigger_kwargs or {}).get("veo_task_id"):
+        return False, 0.0
+    return False, min(RESUME_HOLD - age, LOST_ANSWER_WAIT)
 
 
 def _resume(port: CallbackPort, target: CallbackTarget, event: dict[str, Any]) -> bool:
@@ -183,7 +205,8 @@ def _resume(port: CallbackPort, target: CallbackTarget, event: dict[str, Any]) -
 
 
 async def handle_callback(port: CallbackPort, target: CallbackTarget, body: bytes) -> dict[str, Any]:
-    """Parse, keep the stored callback and (when it claims the job is done) wake; the 200 answer or CallbackRejected."""
+    """Parse, wake the task (when the body claims the job is done), keep the stored callback where the
+    worker may need it; the 200 answer (``status``: stored, duplicate or resumed) or CallbackRejected."""
     claimed, veo_task_id = _parse_body(body)
     stored = StoredCallback.of(target.submission_key, body, veo_task_id, claimed)
     # The event is built (and small: ids only) before anything is stored.

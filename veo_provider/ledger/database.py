@@ -79,14 +79,16 @@ class TaskInstanceRecord:
     """One task instance's row and its task-state-store values, inside the caller's session."""
 
     def __init__(
-        self, session: Session, ref: TaskInstanceRef, row: Any, preloaded: dict[str, str | None] | None = None
+        self, session: Session, ref: TaskInstanceRef, row: Any, preloaded: dict[str, Any] | None = None
     ) -> None:
         self.session = session
         self.ref = ref
         #: Airflow's ``TaskInstance`` ORM row (its ``dag_run`` comes with it, its ``trigger`` loads on access).
         self.row = row
         #: Stored values read with the row (raw, None if absent), kept in step with ``write``.
-        self._preloaded = dict(preloaded or {})
+        self._preloaded: dict[str, Any] = dict(preloaded or {})
+        #: Before 3.3: the fallback's Variable rows read with the row (None: there is none yet).
+        self._variables: dict[str, Any] = {}
 
     @classmethod
     def find(
@@ -94,15 +96,16 @@ class TaskInstanceRecord:
     ) -> TaskInstanceRecord | None:
         """The task instance, or None if there is none; ``lock``: its row is locked until the session ends.
 
-        ``preload``: these task-state-store keys, and the TI's trigger, are read in the same statement
-        (one database round trip instead of one each) when the state backend is the metadata database.
+        ``preload``: these stored values, and the TI's trigger, are read in the same statement (one
+        database round trip instead of one each): the metadata-database state backend's rows on 3.3+,
+        the fallback's Variables before.
         """
         from airflow.models.taskinstance import TaskInstance as TI
         from sqlalchemy import select
 
         where: tuple[Any, ...] = (TI.dag_id == ref.dag_id, TI.run_id == ref.run_id, TI.task_id == ref.task_id)
         where += (TI.map_index == ref.map_index,)
-        if preload and compat.state_store_is_metastore():
+        if preload and (not compat.HAS_TASK_STATE_STORE or compat.state_store_is_metastore()):
             return cls._find_preloaded(session, ref, where, lock, preload)
         query = select(TI).where(*where)
         row = session.scalar(query.with_for_update(of=TI) if lock else query)
@@ -112,30 +115,28 @@ class TaskInstanceRecord:
     def _find_preloaded(
         cls, session: Session, ref: TaskInstanceRef, where: tuple[Any, ...], lock: bool, keys: tuple[str, ...]
     ) -> TaskInstanceRecord | None:
-        from airflow.models.task_state_store import TaskStateStoreModel as Stored
         from airflow.models.taskinstance import TaskInstance as TI
         from airflow.models.trigger import Trigger
         from sqlalchemy import select
-        from sqlalchemy.orm import contains_eager
+        from sqlalchemy.orm import contains_eager, outerjoin
 
-        def value_of(key: str) -> Any:  # correlated to the TI row, as the backend's own read
-            return (
-                select(Stored.value)
-                .where(Stored.dag_id == TI.dag_id, Stored.run_id == TI.run_id, Stored.task_id == TI.task_id)
-                .where(Stored.map_index == TI.map_index, Stored.key == key)
-                .scalar_subquery()
-            )
-
-        query = (
-            select(TI, *(value_of(key) for key in keys))
-            .outerjoin(Trigger, TI.trigger_id == Trigger.id)
-            .options(contains_eager(TI.trigger))
-            .where(*where)
-        )
+        joined = outerjoin(TI, Trigger, TI.trigger_id == Trigger.id)
+        if compat.HAS_TASK_STATE_STORE:
+            values = [_state_store_value(key) for key in keys]
+        else:
+            joined, values = _with_variables(joined, ref, keys)
+        query = select(TI, *values).select_from(joined).options(contains_eager(TI.trigger)).where(*where)
         found = session.execute(query.with_for_update(of=TI) if lock else query).one_or_none()
         if found is None:
             return None
-        return cls(session, ref, found[0], dict(zip(keys, found[1:], strict=True)))
+        record = cls(session, ref, found[0])
+        for key, value in zip(keys, found[1:], strict=True):
+            if compat.HAS_TASK_STATE_STORE:
+                record._preloaded[key] = value
+            else:
+                record._variables[key] = value
+                record._preloaded[key] = variables.unwrap(ref, key, _decrypted(value)) if value is not None else None
+        return record
 
     @property
     def state(self) -> str | None:
@@ -170,7 +171,9 @@ class TaskInstanceRecord:
         """Store ``value`` under ``key``, as the Execution API would; kept ``[state_store]
         default_retention_days`` unless ``expires_at`` says otherwise (before 3.3: the fallback's sweep)."""
         if not compat.HAS_TASK_STATE_STORE:
-            _write_variable(self.session, self.ref, key, value)
+            self._variables[key] = _write_variable(self.session, self.ref, key, value, self._variables.get(key))
+            if key in self._preloaded:
+                self._preloaded[key] = value
             return
         from airflow.configuration import conf
 
@@ -203,7 +206,34 @@ class TaskInstanceRecord:
         self.write(STORED_CALLBACK_KEY, stored.dump())
 
 
+def _state_store_value(key: str) -> Any:
+    """The metadata backend's raw value of ``key``, correlated to the TI row (as the backend's own read)."""
+    from airflow.models.task_state_store import TaskStateStoreModel as Stored
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import select
+
+    return (
+        select(Stored.value)
+        .where(Stored.dag_id == TI.dag_id, Stored.run_id == TI.run_id, Stored.task_id == TI.task_id)
+        .where(Stored.map_index == TI.map_index, Stored.key == key)
+        .scalar_subquery()
+    )
+
+
 # --------------------------------------------------------- the fallback's Variables (< 3.3)
+
+
+def _with_variables(joined: Any, ref: TaskInstanceRef, keys: tuple[str, ...]) -> tuple[Any, list[Any]]:
+    """``joined`` with the fallback Variable of each key outer-joined by its name (one per key, or none)."""
+    from airflow.models.variable import Variable
+    from sqlalchemy.orm import aliased
+
+    rows = []
+    for key in keys:
+        row = aliased(Variable)
+        joined = joined.outerjoin(row, row.key == variables.variable_key(ref, key))
+        rows.append(row)
+    return joined, rows
 
 
 def _variable_rows(session: Session, names: Collection[str]) -> dict[str, Any]:
@@ -246,18 +276,25 @@ def fallback_values(
     return found
 
 
-def _write_variable(session: Session, ref: TaskInstanceRef, key: str, value: dict[str, Any]) -> None:
-    """Insert or update the Variable of ``key``, encrypted as Airflow encrypts every Variable."""
+def _write_variable(session: Session, ref: TaskInstanceRef, key: str, value: dict[str, Any], row: Any = None) -> Any:
+    """Insert or update the Variable of ``key`` (``row``: the one already read), encrypted as Airflow
+    encrypts every Variable; the row written."""
     from airflow.models.variable import Variable
 
     name = variables.variable_key(ref, key)
     stored = json.dumps(variables.wrap(ref, key, value))
-    row = _variable_row(session, name)
     if row is None:
-        session.add(Variable(key=name, val=stored, description=variables.description(ref, key)))
+        # Looked up again, never taken from the locked read: on PostgreSQL a SELECT ... FOR UPDATE that
+        # waited for the row lock returns the other tables' rows as they were before it waited, so a
+        # Variable that the request holding the lock inserted would be missing there (a unique-key error).
+        row = _variable_row(session, name)
+    if row is None:
+        row = Variable(key=name, val=stored, description=variables.description(ref, key))
+        session.add(row)
     else:
         row.set_val(stored)
     session.flush()
+    return row
 
 
 def sweep_fallback(now: datetime | None = None) -> int:
