@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -85,6 +86,9 @@ def migrated_airflow_home(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "VEO_OUTPUT_DIR": str(home / "videos"),
         "VEO_POLL_INTERVAL": "0.5",
+        # Airflow 3.0 prints a failed task's exception through rich: plain, and one line per message.
+        "NO_COLOR": "1",
+        "COLUMNS": "400",
     }
     migrate = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
@@ -101,6 +105,10 @@ class DagRunResult:
     returncode: int
     output: str
     db: Path
+
+    def __post_init__(self) -> None:
+        # Airflow 3.0 renders a failed task's exception with rich: styles split the message's text.
+        self.output = re.sub(r"\x1b\[[0-9;]*m", "", self.output)
 
     @property
     def succeeded(self) -> bool:
