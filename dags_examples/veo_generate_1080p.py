@@ -50,7 +50,7 @@ def veo_generate_1080p():
     )
     generate >> upscale
 
-    @task
+    @task(multiple_outputs=False)  # one XCom; Airflow 3.0 cannot push a key whose value is None
     def describe(result: dict, video_url: str) -> dict:
         video = ObjectStoragePath(video_url)
         info = {"url": str(video), "bytes": video.stat().st_size, **result}

@@ -110,6 +110,10 @@ class DagRunResult:
         # Airflow 3.0 renders a failed task's exception with rich: styles split the message's text.
         self.output = re.sub(r"\x1b\[[0-9;]*m", "", self.output)
 
+    def says(self, text: str) -> bool:
+        """``text`` is in the output, however Airflow wrapped its lines (3.0 wraps exception messages)."""
+        return " ".join(text.split()) in " ".join(self.output.split())
+
     @property
     def succeeded(self) -> bool:
         return "state=success" in self.output and "DagRun Finished" in self.output

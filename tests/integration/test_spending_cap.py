@@ -28,8 +28,8 @@ def test_a_daily_limit_of_two_pays_two_of_three_mapped_tasks_and_retries_never_c
     states = sorted(state for _, state, _ in result.tries("veo_it_capped", "generate"))
     assert states == ["failed", "success", "success"], result.output[-4000:]
     assert max(tries for *_, tries in result.tries("veo_it_capped", "generate")) == 2, "the cut download retried"
-    assert "Spending cap reached, nothing was sent to the Veo API: daily_job_limit=2" in result.output
-    assert "'daily_job_limit' extra of the Veo connection 'veo_default'" in result.output
+    assert result.says("Spending cap reached, nothing was sent to the Veo API: daily_job_limit=2")
+    assert result.says("'daily_job_limit' extra of the Veo connection 'veo_default'")
     today = datetime.now(timezone.utc).date().isoformat()
     assert {k: len(v) for k, v in _counters(result, "day").items()} == {f"veo_quota:day:{today}:veo_default": 2}
 
@@ -41,6 +41,6 @@ def test_a_daily_limit_of_two_pays_two_of_three_mapped_tasks_and_retries_never_c
 def test_max_jobs_per_dag_run_pays_one_job_per_run(dags_test, emulator):
     result = dags_test("veo_it_run_capped")
     assert emulator.jobs_created == 1, result.output[-4000:]
-    assert "max_jobs_per_dag_run=1 allows 1 paid submission(s) for DAG run veo_it_run_capped/" in result.output
+    assert result.says("max_jobs_per_dag_run=1 allows 1 paid submission(s) for DAG run veo_it_run_capped/")
     assert [len(keys) for keys in _counters(result, "run").values()] == [1]
     assert dags_test("veo_it_run_capped") and emulator.jobs_created == 2, "a new run has its own count"

@@ -114,12 +114,15 @@ def sync_dags(home: Path) -> None:
         manager.sync_bundles_to_db(session=session)
     try:
         from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-    except ImportError:  # Airflow 3.0: the DagBag syncs itself
-        from airflow.models.dagbag import DagBag
+    except ImportError:  # Airflow 3.0 and 3.1: the DagBag in airflow.models
+        from airflow.models import dagbag as old
 
-        old_bag = DagBag(dag_folder=str(dags), include_examples=False, bundle_path=dags)
+        old_bag = old.DagBag(dag_folder=str(dags), include_examples=False, bundle_path=dags)
         assert not old_bag.import_errors, old_bag.import_errors
-        old_bag.sync_to_db("dags-folder", None)
+        if hasattr(old, "sync_bag_to_db"):  # 3.1
+            old.sync_bag_to_db(old_bag, "dags-folder", None)
+        else:  # 3.0: the DagBag syncs itself
+            old_bag.sync_to_db("dags-folder", None)
         return
     bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="dags-folder")
     assert not bag.import_errors, bag.import_errors
