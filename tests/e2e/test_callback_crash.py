@@ -65,7 +65,7 @@ def test_a_worker_killed_in_the_paid_post_and_a_forged_callback_still_pay_one_jo
         # person clears the task, and the cleared try resumes the same job (the ledger survives).
         _wait(cluster, dag_id, run, lambda t: t["state"] == "failed", "failed", 120)
         body = {"dag_run_id": run, "task_ids": ["generate"], "dry_run": False, "only_failed": True}
-        cluster.api("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+        cluster.api("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
     _wait(cluster, dag_id, run, lambda t: t["try_number"] >= 2 and t["state"] in waiting, "retried", 120)
     time.sleep(RESUME_HOLD + 2)  # waiting long enough that a callback is acted on at once
     forged = {
