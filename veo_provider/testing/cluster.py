@@ -130,6 +130,7 @@ class AirflowCluster:
             "AIRFLOW__API__BASE_URL": self.url,
             # 3.3's default; before it 4 workers, each loading Airflow: minutes to answer on 2 cores.
             "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",  # xcom(): Airflow 3.0 refuses it otherwise
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
