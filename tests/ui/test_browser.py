@@ -207,7 +207,7 @@ def test_the_task_instance_tab_shows_that_clip_alone(api_server: str) -> None:
 
 
 @needs_react_apps
-def test_a_run_of_100_mapped_videos_renders_within_two_seconds_from_one_request(api_server: str) -> None:
+def test_a_run_of_100_mapped_videos_renders_from_one_list_request_without_reading_bytes(api_server: str) -> None:
     facts = _open_tab(api_server, BIG_TAB, "dag-run-100-videos.png", cards=100, metadata=False)
     assert facts["cards"] == 100 and len(facts["list_requests"]) == 1, facts["list_requests"]
     assert all(v["preload"] == "metadata" for v in facts["videos"])
