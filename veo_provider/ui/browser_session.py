@@ -33,6 +33,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from veo_provider import compat
 from veo_provider.ui import UI_PREFIX
+from veo_provider.ui.player import HEADERS as PAGE_HEADERS
 
 __all__ = ["COOKIE_NAME", "SESSION_ROUTE", "SIGN_IN_CSP", "install", "render_sign_in"]
 
@@ -71,13 +72,8 @@ SIGN_IN_CSP = (
     f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
-_SIGN_IN_HEADERS = {
-    "Content-Security-Policy": SIGN_IN_CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "private, no-store",
-    "WWW-Authenticate": "Bearer",
-}
+#: The player page's own headers, with the sign-in page's policy.
+_SIGN_IN_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": SIGN_IN_CSP, "WWW-Authenticate": "Bearer"}
 
 
 class SignInNeeded(HTTPException):
