@@ -63,7 +63,11 @@ def test_a_worker_killed_in_the_paid_post_and_a_forged_callback_still_pay_one_jo
     if not AIRFLOW_V_3_1_PLUS:
         # Airflow 3.0's supervisor reports a SIGKILLed task runner as FAILED, retries or not: a
         # person clears the task, and the cleared try resumes the same job (the ledger survives).
+        # Cleared only once the scheduler has failed the run, as a person would: a clear that lands
+        # between the task's failure and the scheduler's verdict on the run is undone by that verdict
+        # (the run fails with the cleared task in it, never scheduled).
         _wait(cluster, dag_id, run, lambda t: t["state"] == "failed", "failed", 120)
+        assert cluster.wait_for_run(dag_id, run, timeout=120) == "failed"
         body = {"dag_run_id": run, "task_ids": ["generate"], "dry_run": False, "only_failed": True}
         cluster.api("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
     _wait(cluster, dag_id, run, lambda t: t["try_number"] >= 2 and t["state"] in waiting, "retried", 120)
