@@ -242,3 +242,48 @@ async def test_a_connection_extras_typo_ends_the_wait_with_an_error_naming_it(ve
     veo_conn(timout=5)
     [event] = await events(trigger())
     assert event["status"] == "error" and "'timout' (did you mean 'timeout'?)" in event["error_message"]
+
+
+async def test_a_wait_cancelled_before_its_check_is_not_asked_about(api):
+    import asyncio
+
+    asked: list[list[str]] = []
+
+    def answer(request):
+        ids = json.loads(request.content)["ids"]
+        asked.append(ids)
+        return batch(*[{**DONE, "id": i, "response": {**DONE["response"], "task_id": i}} for i in ids])
+
+    api.post("/veo/tasks").mock(side_effect=answer)
+    due = time.time() + 0.5
+    kept = asyncio.ensure_future(events(trigger(veo_task_id="t-kept", first_check_at=due)))
+    removed = asyncio.ensure_future(events(trigger(veo_task_id="t-removed", first_check_at=due)))
+    await asyncio.sleep(0.1)
+    removed.cancel()  # the triggerer removed this trigger while it waited
+    assert (await kept)[0]["status"] == "success"
+    assert asked == [["t-kept"]]
+
+
+async def test_waits_on_one_poll_tick_share_one_timer(api, monkeypatch):
+    import asyncio
+
+    def answer(request):
+        return batch(*[{**RUNNING, "id": i} for i in json.loads(request.content)["ids"]])
+
+    api.post("/veo/tasks").mock(side_effect=answer)
+    loop = asyncio.get_running_loop()
+    timers: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when, callback, *args, **kw):
+        if getattr(callback, "__name__", "") == "_send":  # the batcher's send timers only
+            timers.append(when)
+        return call_at(when, callback, *args, **kw)
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    waits = [asyncio.ensure_future(events(trigger(veo_task_id=f"t-{i}", poll_interval=0.5))) for i in range(200)]
+    await asyncio.sleep(1.8)  # the first check, then the ticks at the next multiples of 0.5 s
+    for w in waits:
+        w.cancel()
+    # 200 waits, about four checks each: one timer per check time, not one per wait and check
+    assert 3 <= len(timers) <= 5, timers

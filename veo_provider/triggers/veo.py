@@ -13,6 +13,7 @@ not 1,000 (the vendor asks for about one request a second per account).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -32,43 +33,59 @@ MISSES_BEFORE_SINGLE_CHECK = 3
 
 
 class _Batcher:
-    """Coalesces ``get_task`` calls made within BATCH_WINDOW into one ``retrieve_batch`` call."""
+    """Every status check of one connection in this event loop: one timer and one batched read per
+    check time, shared by all the waits due then.
+
+    A wait asks for the status it is due at (``at``, wall clock) and awaits it; it holds no timer of
+    its own. Checks due within BATCH_WINDOW of each other share one send time, so the waits on one
+    poll tick (they compute the same tick) cost one timer and a ``retrieve_batch`` call per 50 ids,
+    not a sleep, a wake-up and a lookup each.
+    """
 
     def __init__(self, conn_id: str) -> None:
         self.conn_id = conn_id
-        self.pending: dict[str, list[asyncio.Future[TaskStatus | None]]] = {}
-        self.flusher: asyncio.Task[None] | None = None
+        #: send time (wall clock) -> veo_task_id -> the waits' futures
+        self.due: dict[float, dict[str, list[asyncio.Future[TaskStatus | None]]]] = {}
+        self.reads: set[asyncio.Task[None]] = set()  # strong references: a pending task may be collected
 
-    async def status(self, veo_task_id: str) -> TaskStatus | None:
-        """The job's status (``None`` if the API does not know the id yet)."""
-        fut: asyncio.Future[TaskStatus | None] = asyncio.get_running_loop().create_future()
-        self.pending.setdefault(veo_task_id, []).append(fut)
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.create_task(self._flush())
+    async def status(self, veo_task_id: str, at: float) -> TaskStatus | None:
+        """The job's status, read at wall time ``at`` at the earliest (``None`` if the API does not
+        know the id yet)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[TaskStatus | None] = loop.create_future()
+        earliest = max(at, time.time())
+        send_at = next((t for t in self.due if earliest <= t <= earliest + BATCH_WINDOW), None)
+        if send_at is None:
+            send_at = earliest + BATCH_WINDOW
+            self.due[send_at] = {}
+            loop.call_at(loop.time() + (send_at - time.time()), self._send, send_at)
+        self.due[send_at].setdefault(veo_task_id, []).append(fut)
         return await fut
 
-    async def _flush(self) -> None:
-        # Loop until nothing is pending: ids asked for during a request go in the next batch.
+    def _send(self, send_at: float) -> None:
+        waiting = self.due.pop(send_at, {})
+        # A wait cancelled meanwhile (its trigger was removed) is not asked about.
+        waiting = {i: futs for i, futs in waiting.items() if not all(f.done() for f in futs)}
+        if waiting:
+            read = asyncio.ensure_future(self._read(waiting))
+            self.reads.add(read)
+            read.add_done_callback(self.reads.discard)
+
+    async def _read(self, waiting: dict[str, list[asyncio.Future[TaskStatus | None]]]) -> None:
         from veo_provider.hooks.veo import VeoHook
 
-        while self.pending:
-            await asyncio.sleep(BATCH_WINDOW)
-            waiting, self.pending = self.pending, {}
-            try:
-                records = await VeoHook(self.conn_id).aget_tasks(list(waiting))
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # cancelled: nobody will flush what is pending
-                    waiting.update(self.pending)
-                    self.pending = {}
-                _settle(waiting, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            found = {r.id: decide_state(r) for r in records if r.id}
-            for veo_task_id, futs in waiting.items():
-                for fut in futs:
-                    if not fut.done():
-                        fut.set_result(found.get(veo_task_id))
+        try:
+            records = await VeoHook(self.conn_id).aget_tasks(list(waiting))
+        except BaseException as exc:
+            _settle(waiting, exc)
+            if not isinstance(exc, Exception):  # cancelled: the waits got it too; let the loop see it
+                raise
+            return
+        found = {r.id: decide_state(r) for r in records if r.id in waiting}
+        for veo_task_id, futs in waiting.items():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(found.get(veo_task_id))
 
 
 def _settle(waiting: dict[str, list[asyncio.Future[TaskStatus | None]]], exc: BaseException) -> None:
@@ -88,9 +105,17 @@ def _batcher(conn_id: str) -> _Batcher:
     return per_loop[conn_id]
 
 
-def _until_next_tick(interval: float, now: float) -> float:
-    """Seconds to the next multiple of ``interval`` on the wall clock (aligns all triggers)."""
-    return interval - (now % interval) if interval > 0 else 0.0
+#: The soonest a check after a check may be (a tick that is about to pass is not skipped for the next).
+MIN_DELAY = 0.05
+
+
+def _next_check(interval: float, now: float) -> float:
+    """The next multiple of ``interval`` on the wall clock, at least MIN_DELAY away. Every wait of the
+    same interval computes the very same number, so their checks share one timer and one batch."""
+    if interval <= 0:
+        return now + MIN_DELAY
+    tick = (math.floor(now / interval) + 1) * interval
+    return tick if tick - now >= MIN_DELAY else tick + interval
 
 
 class _VeoTriggerEvent(TriggerEvent):
@@ -220,33 +245,32 @@ class VeoTrigger(BaseTrigger):
             delay,
             max(self.deadline - time.time(), 0),
         )
+        check_at = time.time() + delay
         while True:
             remaining = self.deadline - time.time()
-            if remaining <= 0 or self.veo_task_id is None:
-                await asyncio.sleep(max(remaining, 0))  # nothing to poll: only a callback can end this early
+            if self.veo_task_id is None or check_at >= self.deadline:
+                await asyncio.sleep(max(remaining, 0))  # no check left before the deadline, or nothing to poll
                 return self._event("timeout", started, last=progress.last)
-            await asyncio.sleep(min(delay, remaining))
-            if time.time() >= self.deadline:
-                return self._event("timeout", started, last=progress.last)
-            status, misses, error = await self._check(misses)
+            status, misses, error = await self._check(misses, check_at)
             if error is not None:
                 return error
-            delay = max(_until_next_tick(self.poll_interval, time.time()), 0.05)
+            now = time.time()
+            check_at = _next_check(self.poll_interval, now)
             if status is not None:
                 if status.state is TaskState.SUCCEEDED:
                     return self._event("success", started, status=status)
                 if status.state is TaskState.FAILED:
                     return self._event("failed", started, status=status)
-                progress.saw(status.state, delay)
+                progress.saw(status.state, check_at - now)
 
-    async def _check(self, misses: int) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
-        """One status check: (status or None, consecutive misses, error event if the wait must end)."""
+    async def _check(self, misses: int, at: float) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
+        """The status check due at ``at``: (status or None, consecutive misses, error event if the wait must end)."""
         from veo_provider.exceptions import VeoError
         from veo_provider.hooks.veo import VeoHook
 
         assert self.veo_task_id is not None
         try:
-            status = await _batcher(self.conn_id).status(self.veo_task_id)
+            status = await _batcher(self.conn_id).status(self.veo_task_id, at)
             misses = 0 if status is not None else misses + 1
             if misses >= MISSES_BEFORE_SINGLE_CHECK:  # a batch keeps omitting it: ask alone (404 ends it)
                 status, misses = decide_state(await VeoHook(self.conn_id).aget_task(self.veo_task_id)), 0
