@@ -25,6 +25,7 @@ __all__ = [
     "arguments",
     "child_json",
     "median",
+    "parser",
     "percentile",
     "rss_peak_sampler",
     "usage",
@@ -43,10 +44,15 @@ def child_json(module: str, args: Sequence[str], what: str, *, timeout: float = 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """Every figure's command line (``--smoke``); a figure may add its own options."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="a tiny size, run by the test suite (no timing)")
+    return p
+
+
 def arguments(doc: str | None, argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="a tiny size, run by the test suite (no timing)")
-    return parser.parse_args(argv)
+    return parser(doc).parse_args(argv)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
