@@ -230,8 +230,9 @@ def _environment(emu: VeoEmulator, cluster: AirflowCluster, n: int) -> dict[str,
 
 
 @contextlib.contextmanager
-def bench_airflow(n: int) -> Iterator[BenchAirflow]:
-    """Emulator + Airflow (api-server, scheduler, dag-processor, triggerer, LocalExecutor) on PostgreSQL."""
+def bench_airflow(n: int, api_workers: int = 1) -> Iterator[BenchAirflow]:
+    """Emulator + Airflow (api-server with ``api_workers`` processes, scheduler, dag-processor,
+    triggerer, LocalExecutor) on PostgreSQL."""
     if reason := postgres_unavailable():
         raise RuntimeError(f"the cluster benchmarks need PostgreSQL: {reason}")
     base = Path(tempfile.mkdtemp(prefix="veo-bench-"))
@@ -241,6 +242,7 @@ def bench_airflow(n: int) -> Iterator[BenchAirflow]:
     emu = VeoEmulator(EmulatorConfig(generation_seconds=3600.0)).start()
     cluster = AirflowCluster(base / "airflow", dags)
     cluster.env.update(_environment(emu, cluster, n))
+    cluster.env["AIRFLOW__API__WORKERS"] = str(api_workers)
     bench = BenchAirflow(cluster, emu)
     try:
         cluster.start()

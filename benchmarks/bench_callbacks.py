@@ -10,7 +10,10 @@ route of the api-server (``/api/v2/monitor/health``: 405, no plugin, no database
 before; the api-server's CPU per request is measured for both. The sender is its
 own process, so its timings do not share a GIL with the emulator or the DB poller.
 
-    python -m benchmarks.bench_callbacks [--smoke]
+    python -m benchmarks.bench_callbacks [--smoke] [--tasks N] [--api-workers W]
+
+``--api-workers 2`` runs the api-server with two worker processes (``[api] workers``; the cluster's
+default is one), ``--tasks 60`` a smaller storm at the same rate.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks._airflow import CALLBACK_SECRET, ROOT, BenchAirflow, bench_airflow
-from benchmarks._common import Row, Summary, child_json, percentile, usage
+from benchmarks._common import Row, Summary, child_json, parser, percentile, usage
 from benchmarks.bench_triggerer import submit_jobs
 from veo_provider.testing.emulator import Job
 
@@ -216,9 +219,9 @@ def _storm(
     return base, results, poller, cpu
 
 
-def run(b: BenchAirflow, smoke: bool) -> Summary:
+def run(b: BenchAirflow, smoke: bool, tasks: int | None = None) -> Summary:
     started = time.monotonic()
-    size = SMOKE if smoke else FULL
+    size = {**(SMOKE if smoke else FULL), **({"n": tasks} if tasks else {})}
     run_id, jobs = _waiting_tasks(b, size["n"])
     deliveries = _callbacks(b, run_id, jobs)
     base, results, poller, cpu = _storm(b, run_id, jobs, deliveries, size["rate"])
@@ -281,18 +284,21 @@ def _summary(
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="a tiny size, run by the test suite (no timing)")
-    parser.add_argument("--sender", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    p = parser(__doc__)
+    p.add_argument("--tasks", type=int, help="waiting tasks (default 1,000; 5 with --smoke)")
+    p.add_argument("--api-workers", type=int, default=1, help="api-server worker processes (default 1)")
+    p.add_argument("--sender", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.sender:
         with open(args.sender) as fh:
             spec = json.load(fh)
         results = asyncio.run(_send(spec["deliveries"], spec["rate"]))
         print(json.dumps(results))
         return results
-    with bench_airflow((SMOKE if args.smoke else FULL)["n"]) as b:
-        return run(b, args.smoke).print()
+    with bench_airflow(args.tasks or (SMOKE if args.smoke else FULL)["n"], api_workers=args.api_workers) as b:
+        summary = run(b, args.smoke, args.tasks)
+        summary.notes["api-server workers"] = args.api_workers
+        return summary.print()
 
 
 if __name__ == "__main__":
