@@ -127,3 +127,45 @@ def test_a_replayed_callback_costs_one_read_and_writes_nothing(scenario: tuple[d
     result, _ = scenario
     sent = result["round_trips"]["duplicate"]
     assert [s.split()[0] for s in sent] == ["SELECT", "COMMIT"], sent
+
+
+@pytest.fixture
+def connection_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every connection the port reads, answered from a dict (``{"callback_secret": ...}`` extras)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    reads: list[str] = []
+    extras = {"veo_callback": {"callback_secret": "s" * 32}, "veo_plain": {}}
+
+    def lookup(conn_id: str) -> Connection:
+        reads.append(conn_id)
+        if conn_id not in extras:
+            raise AirflowNotFoundException(conn_id)
+        return Connection(conn_id=conn_id, conn_type="veo", extra=extras[conn_id])
+
+    monkeypatch.setattr(Connection, "get_connection_from_secrets", staticmethod(lookup))
+    return reads
+
+
+def test_a_storm_reads_the_connections_secrets_once_per_ttl(connection_reads, monkeypatch) -> None:
+    from veo_provider.callbacks import airflow_port
+
+    port = airflow_port.AirflowCallbackPort()
+    clock = [1000.0]
+    monkeypatch.setattr(airflow_port.time, "monotonic", lambda: clock[0])
+    assert [port.secrets_for("veo_callback") for _ in range(100)] == [["s" * 32]] * 100
+    assert connection_reads == ["veo_callback"]
+    clock[0] += airflow_port.SECRETS_TTL  # a removed or rotated secret is seen within the TTL
+    port.secrets_for("veo_callback")
+    assert connection_reads == ["veo_callback"] * 2
+
+
+def test_unknown_or_unsigned_connections_are_not_kept(connection_reads) -> None:
+    from veo_provider.callbacks.airflow_port import AirflowCallbackPort
+
+    port = AirflowCallbackPort()
+    for _ in range(3):
+        assert port.secrets_for("forged-id") == [] and port.secrets_for("veo_plain") == []
+    assert connection_reads == ["forged-id", "veo_plain"] * 3  # read each time: given a secret, it works at once
+    assert port._secrets == {}

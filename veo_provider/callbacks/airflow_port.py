@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ __all__ = ["AirflowCallbackPort"]
 
 log = logging.getLogger(__name__)
 
+#: How long an api-server process reuses a connection's callback secrets before reading them again.
+#: A connection kept in the metadata database costs a SELECT and a COMMIT per read (Airflow's secrets
+#: code): a storm would pay them on every callback. A secret removed from the connection is refused
+#: at most this long after (docs/callbacks.md, rotating the secret).
+SECRETS_TTL = 30.0
+
 
 @dataclass
 class _Tx:
@@ -41,15 +48,25 @@ class AirflowCallbackPort(CallbackPort):
 
     def __init__(self) -> None:
         self._tx: ContextVar[_Tx | None] = ContextVar(f"veo_callback_tx_{id(self)}", default=None)
+        self._secrets: dict[str, tuple[float, list[str]]] = {}  # conn_id -> (read at, secrets)
 
     def secrets_for(self, conn_id: str) -> list[str]:
         from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection
 
+        now = time.monotonic()
+        cached = self._secrets.get(conn_id)
+        if cached is not None and now - cached[0] < SECRETS_TTL:
+            return cached[1]
         try:
-            return callback_secrets(Connection.get_connection_from_secrets(conn_id).extra_dejson)
+            secrets = callback_secrets(Connection.get_connection_from_secrets(conn_id).extra_dejson)
         except AirflowNotFoundException:
             return []
+        # Only a connection that exists and signs is kept: the id comes from a URL not yet verified,
+        # so unknown ids must not grow this, and a connection just given its secret works at once.
+        if secrets:
+            self._secrets[conn_id] = (now, secrets)
+        return secrets
 
     @contextlib.contextmanager
     def transaction(self, target: CallbackTarget) -> Iterator[_Tx]:
