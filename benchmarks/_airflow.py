@@ -102,7 +102,7 @@ class BenchAirflow:
         self.wait_for(
             f"{dag_id}: {len(items)} task instances created",
             lambda: sum(self.states(dag_id, run_id).values()) >= len(items),
-            60,
+            60 * max(1, len(items) / 1000),
             every=0.5,
         )
         spec: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "kind": kind}
@@ -114,7 +114,7 @@ class BenchAirflow:
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=300 * max(1, len(items) / 1000),
         )
         if proc.returncode:
             raise RuntimeError(f"seeding {dag_id} failed:\n{proc.stderr[-3000:]}")
