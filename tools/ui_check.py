@@ -204,11 +204,23 @@ class UICheck:
         self.page.keyboard.press("Escape")
 
     def _list_test(self, cid: str) -> dict[str, Any]:
-        row = self.page.locator("tbody tr").filter(has=self.page.get_by_text(cid, exact=True))
-        self.page.mouse.move(0, 0)
-        started = time.monotonic()
-        with self.page.expect_response(lambda r: "/connections/test" in r.url, timeout=60_000) as info:
-            row.get_by_role("button", name="Test Connection").click()
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        # The list re-renders after each test (and its toast may cover a row for a while under
+        # load): a button that cannot be clicked within 20 s gets one more try on a fresh list.
+        for attempt in (1, 2):
+            row = self.page.locator("tbody tr").filter(has=self.page.get_by_text(cid, exact=True))
+            self.page.mouse.move(0, 0)
+            started = time.monotonic()
+            try:
+                with self.page.expect_response(lambda r: "/connections/test" in r.url, timeout=60_000) as info:
+                    row.get_by_role("button", name="Test Connection").click(timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                (self.out / f"error-connection-test-{cid}-{attempt}.html").write_text(self.page.content())
+                if attempt == 2:
+                    raise
+                self.goto("/connections", cid)
         response = info.value
         seconds = time.monotonic() - started
         sent = json.loads(response.request.post_data or "{}")
