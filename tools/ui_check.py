@@ -12,7 +12,9 @@ form shows one field per extra; the connection test answers (token accepted, and
 host within seconds); example DAG veo_daily_prompts labels mapped tasks with the prompt and its
 manifest reports the videos made when one job failed (emulator fault ``fail_jobs``); the Veo job
 id is in the XCom tab while the task is deferred; task logs say what is happening while waiting
-without one line per poll and without the API answer on one line.
+without one line per poll and without the API answer on one line; once that run of three mapped
+clips ends, its Videos tab plays each clip with its prompt, streamed by the api-server (206 to a
+Range request).
 
 Environment: VEO_UI_CHROMIUM (default /usr/bin/chromium, else Playwright's own browser) and
 the VEO_E2E_PG_* variables of veo_provider/testing/cluster.py.
@@ -93,6 +95,7 @@ class UICheck:
     def __init__(self, cluster: AirflowCluster, emulator: VeoEmulator, out: Path, page: Any) -> None:
         self.cluster, self.emu, self.out, self.page = cluster, emulator, out, page
         self.results: list[tuple[str, bool, str]] = []
+        self.t2v_run: str | None = None  # the text-to-video run deferred_task started; videos_tab ends it
 
     # ------------------------------------------------------------------ helpers
 
@@ -299,6 +302,62 @@ class UICheck:
         self.check("XCom tab shows veo_task_id while the task is Deferred", state, f"veo_task_id={job}")
         self.goto(base, "is running after")
         self._check_log("08-log-running-task", "running", waited=True)
+        self.t2v_run = run_id
+
+    def videos_tab(self) -> None:
+        """After a real run of three mapped clips, the run's Videos tab plays each with its prompt and
+        the api-server streams the bytes with Range support."""
+        run_id = self.t2v_run
+        assert run_id is not None, "the deferred-task step started no run"
+        for job in self.emu.jobs:  # the deferred jobs finish now (their tasks resume at their next check)
+            job.generation_seconds = min(job.generation_seconds, time.time() - job.created_at)
+        state = self.cluster.wait_for_run(T2V, run_id, timeout=240)
+        tis = sorted((t for t in self.tis(T2V, run_id) if t["task_id"] == "generate"), key=lambda t: t["map_index"])
+        self.check("veo_text_to_video run succeeded", state == "success", f"{state}: {[t['state'] for t in tis]}")
+        prompts = [self._result(T2V, run_id, t["map_index"]).get("prompt", "") for t in tis]
+        self.page.goto(self.cluster.url + self.run_path(T2V, run_id) + "/plugin/veo-videos")
+        self.page.wait_for_function("document.querySelectorAll('[data-testid=video-card]').length >= 3", timeout=60_000)
+        self.page.wait_for_function(
+            """() => { const v = [...document.querySelectorAll('video')];
+                       return v.length >= 3 && v.every(x => x.readyState >= 1 && x.duration > 0); }""",
+            timeout=60_000,
+        )
+        facts = self.page.evaluate(
+            """() => ({
+                videos: [...document.querySelectorAll('video')].map(v => ({src: v.getAttribute('src'),
+                    duration: v.duration})),
+                prompts: [...document.querySelectorAll('[data-testid=prompt]')].map(p => p.textContent)})"""
+        )
+        self.shot("09-videos-tab-after-a-run")
+        srcs = [v["src"] for v in facts["videos"]]
+        self.check(
+            "Videos tab: the three clips of the run play, from the api-server",
+            len(srcs) == 3
+            and all(s.startswith("/veo-ui/") for s in srcs)
+            and all(v["duration"] > 0 for v in facts["videos"]),
+            str(facts["videos"]),
+        )
+        shown = [p.rstrip("…") for p in facts["prompts"]]  # a long prompt is cut until asked for
+        self.check(
+            "Videos tab: each clip with its prompt, in map order",
+            len(shown) == len(prompts) == 3 and all(p and w.startswith(p) for p, w in zip(shown, prompts, strict=True)),
+            str([p[:40] for p in shown]),
+        )
+        stream = self.cluster.url + srcs[0]
+        ranged = self.page.request.get(stream, headers={"Range": "bytes=0-1023"})
+        self.check(
+            "Videos tab: the stream answers a Range request with 206 video/mp4",
+            ranged.status == 206 and ranged.headers.get("content-type") == "video/mp4" and len(ranged.body()) == 1024,
+            f"{ranged.status} {ranged.headers.get('content-type')}",
+        )
+        # This cluster makes every caller an admin (simple_auth_manager_all_admins): the refusals
+        # without credentials or without access to the DAG are tests/ui/test_browser.py's, with real users.
+
+    def _result(self, dag_id: str, run_id: str, map_index: int) -> dict[str, Any]:
+        """The XCom result a mapped Veo task pushed."""
+        path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/generate/xcomEntries/return_value"
+        value = self.cluster.api("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
+        return value if isinstance(value, dict) else json.loads(value)
 
     def _check_log(self, shot: str, what: str, *, waited: bool) -> None:
         """``waited``: this try's log holds the wait (not a second try that resumed a finished job)."""
@@ -364,6 +423,7 @@ def run(out: Path, keep: bool = False) -> int:
             ui.guarded("connection tests", lambda: ui.connection_tests(dead_port))
             ui.guarded("daily prompts", ui.daily_prompts)
             ui.guarded("deferred task", ui.deferred_task)
+            ui.guarded("videos tab", ui.videos_tab)
             browser.close()
     finally:
         cluster.stop()
