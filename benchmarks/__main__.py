@@ -16,10 +16,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import bench_callbacks, bench_download, bench_parse, bench_ratelimit, bench_resume, bench_triggerer
+from benchmarks import (
+    bench_callbacks,
+    bench_download,
+    bench_parse,
+    bench_ratelimit,
+    bench_resume,
+    bench_triggerer,
+    bench_ui,
+)
 from benchmarks._common import Summary
 
-STANDALONE = (bench_parse, bench_download, bench_ratelimit)
+STANDALONE = (bench_parse, bench_download, bench_ratelimit, bench_ui)
 ON_AIRFLOW = (bench_triggerer, bench_callbacks, bench_resume)
 
 

@@ -2,7 +2,8 @@
 
 No timing is asserted (the figures live in benchmarks/, ``make bench``): only that each figure
 runs and prints its table and its one-line JSON summary. The standalone figures are subprocesses
-of a few seconds each (``make test``'s integration tier). Figures 1-3 need a real Airflow on
+of a few seconds each (figure 7, the Videos tab in a browser, under a minute: it seeds and starts an
+api-server) in ``make test``'s integration tier. Figures 1-3 need a real Airflow on
 PostgreSQL; they share one cluster of their own in one test of several minutes, so they run in
 ``make test-reliability`` and skip (like tests/e2e) when PostgreSQL is absent.
 """
@@ -19,7 +20,12 @@ import pytest
 from veo_provider.testing.cluster import postgres_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
-STANDALONE = ["benchmarks.bench_parse", "benchmarks.bench_download", "benchmarks.bench_ratelimit"]
+STANDALONE = [
+    "benchmarks.bench_parse",
+    "benchmarks.bench_download",
+    "benchmarks.bench_ratelimit",
+    "benchmarks.bench_ui",
+]
 ON_AIRFLOW = [("benchmarks.bench_triggerer", 1), ("benchmarks.bench_callbacks", 2), ("benchmarks.bench_resume", 3)]
 
 
@@ -30,6 +36,11 @@ def _summary(stdout: str) -> dict:
 @pytest.mark.integration
 @pytest.mark.parametrize("module", STANDALONE)
 def test_benchmark_runs_at_its_smoke_size(module: str) -> None:
+    if module == "benchmarks.bench_ui":  # a browser and Airflow's react apps (3.1+)
+        from tests.ui.browser import unavailable
+        from tests.ui.gate import require
+
+        require(unavailable())
     proc = subprocess.run(
         [sys.executable, "-m", module, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )

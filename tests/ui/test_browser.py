@@ -12,12 +12,7 @@ developer's machine, and failed instead under ``CI=true`` (``.ci/run`` installs 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ui.browser import ARGS, CHROMIUM, logged_in, open_tab, seeded_api_server, token, unavailable
 from tests.ui.gate import require
-from tests.ui.seed import ASSET, PROMPTS, USERS, airflow_env
+from tests.ui.seed import ASSET, PROMPTS
 from veo_provider import compat
 from veo_provider.ui import player_path
 
@@ -35,9 +31,6 @@ pytestmark = pytest.mark.integration
 needs_react_apps = pytest.mark.skipif(not compat.AIRFLOW_V_3_1_PLUS, reason="react_apps arrived in Airflow 3.1")
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("VEO_UI_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
 RUN_TAB = "/dags/videos_dag/runs/manual__videos/plugin/veo-videos"
 BIG_TAB = "/dags/big_dag/runs/manual__big/plugin/veo-videos"
 TI_TAB = "/dags/videos_dag/runs/manual__videos/tasks/clips/mapped/1/plugin/veo-video"
@@ -45,72 +38,16 @@ GALLERY = "/plugin/veo-gallery"
 STREAM = "/veo-ui/api/dags/videos_dag/dagRuns/manual__videos/taskInstances/clips/0/video"
 
 
-def _unavailable() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set VEO_UI_CHROMIUM)"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real api-server (one worker) on a seeded database; its base URL."""
-    require(_unavailable())
-    home = tmp_path_factory.mktemp("ui-browser")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "PYTEST_"))}
-    env.update(airflow_env(home))
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    })  # fmt: skip
-    subprocess.run([sys.executable, "-m", "tests.ui.seed", str(home)], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
-    port = _free_port()
-    log = (home / "api-server.log").open("w")
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    proc = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the api-server did not start:\n{(home / 'api-server.log').read_text()[-4000:]}")
-            time.sleep(1)
+    require(unavailable())
+    with seeded_api_server(tmp_path_factory.mktemp("ui-browser")) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def _token(base: str, user: str) -> str:
-    r = httpx.post(f"{base}/auth/token", json={"username": user, "password": USERS[user]}, timeout=30)
-    assert r.status_code in (200, 201), r.text
-    return str(r.json()["access_token"])
 
 
 def test_the_stream_answers_206_to_a_range_and_refuses_without_credentials(api_server: str) -> None:
-    auth = {"Authorization": f"Bearer {_token(api_server, 'viewer')}"}
+    auth = {"Authorization": f"Bearer {token(api_server, 'viewer')}"}
     r = httpx.get(f"{api_server}{STREAM}", headers={**auth, "Range": "bytes=0-1023"}, timeout=30)
     assert r.status_code == 206 and r.headers["content-range"] == f"bytes 0-1023/{ASSET.stat().st_size}"
     assert r.headers["content-type"] == "video/mp4" and r.content == ASSET.read_bytes()[:1024]
@@ -118,7 +55,7 @@ def test_the_stream_answers_206_to_a_range_and_refuses_without_credentials(api_s
 
 
 def test_a_user_limited_to_another_dag_gets_nothing_from_the_api_server(api_server: str) -> None:
-    auth = {"Authorization": f"Bearer {_token(api_server, 'outsider')}"}
+    auth = {"Authorization": f"Bearer {token(api_server, 'outsider')}"}
     listing = httpx.get(f"{api_server}/veo-ui/api/dags/videos_dag/dagRuns/manual__videos/videos", headers=auth)
     stream = httpx.get(f"{api_server}{STREAM}", headers=auth, timeout=30)
     assert listing.status_code == stream.status_code == 403
@@ -132,60 +69,10 @@ def _screenshots() -> Path:
     return out
 
 
-@contextlib.contextmanager
-def _logged_in(api_server: str, user: str, viewport: dict[str, int]) -> Iterator[tuple[Any, Any]]:
-    """A headless Chromium page holding ``user``'s session cookie, as Airflow's login leaves it."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport=viewport)
-            context.add_cookies([{"name": "_token", "value": _token(api_server, user), "url": api_server}])
-            yield context, context.new_page()
-        finally:
-            browser.close()
-
-
 def _open_tab(
     api_server: str, path: str, shot: str, cards: int = 1, metadata: bool = True, user: str = "viewer"
 ) -> dict[str, Any]:
-    out = _screenshots()
-    with _logged_in(api_server, user, {"width": 1400, "height": 1000}) as (_, page):
-        lists: list[str] = []
-        page.on("request", lambda r: lists.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
-        page.goto(f"{api_server}{path}", wait_until="domcontentloaded", timeout=120_000)
-        page.wait_for_function(
-            f"document.querySelectorAll('[data-testid=video-card]').length >= {cards}", timeout=120_000
-        )
-        # From the tab's one list request to every card on screen (the page itself excluded).
-        render_ms, answer_ms = page.evaluate(
-            """() => { const e = performance.getEntriesByType('resource')
-                    .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
-                    return [performance.now() - e.startTime, e.responseEnd - e.startTime]; }"""
-        )
-        if metadata:  # every player of a stored clip read its duration through the stream route
-            page.wait_for_function(
-                """() => [...document.querySelectorAll('video')]
-                     // private_dag's file is gone (its card says so): every other stored clip plays
-                     .filter(v => v.getAttribute('src').startsWith('/veo-ui/') && !v.src.includes('/private_dag/'))
-                     .every(v => v.readyState >= 1 && v.duration > 0)""",
-                timeout=60_000,
-            )
-        facts = page.evaluate(
-            """() => ({
-                videos: [...document.querySelectorAll('video')].map(v => ({
-                    src: v.getAttribute('src'), preload: v.getAttribute('preload'), duration: v.duration})),
-                prompts: [...document.querySelectorAll('[data-testid=prompt]')].map(p => p.textContent),
-                cards: document.querySelectorAll('[data-testid=video-card]').length,
-                runs: [...document.querySelectorAll('[data-testid=run]')].map(p => p.textContent),
-                dags: [...document.querySelectorAll('select[aria-label=DAG] option')].map(o => o.value),
-            })"""
-        )
-        page.screenshot(path=str(out / shot), full_page=True)
-        facts["list_requests"] = lists
-        facts["render_ms"], facts["answer_ms"] = render_ms, answer_ms
-        return dict(facts)
+    return open_tab(api_server, path, _screenshots() / shot, cards, metadata, user)
 
 
 @needs_react_apps
@@ -245,7 +132,7 @@ def _open_player(api_server: str, path: str, shot: str, user: str) -> dict[str, 
     in with it (ui/browser_session.py). On 3.1+ the cookie itself is the credential.
     """
     out = _screenshots()
-    with _logged_in(api_server, user, {"width": 1200, "height": 900}) as (context, page):
+    with logged_in(api_server, user, {"width": 1200, "height": 900}) as (context, page):
         statuses: list[tuple[str, int]] = []
         page.on("response", lambda r: statuses.append((r.url.replace(api_server, ""), r.status)))
         page.goto(f"{api_server}/", wait_until="domcontentloaded", timeout=120_000)
