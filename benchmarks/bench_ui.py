@@ -31,34 +31,28 @@ SMOKE: dict[str, Any] = {"repetitions": 1}
 RUN = "/dags/big_dag/runs/manual__big"
 CARDS = 100
 TARGET_MS = 2000.0
-#: When each page's list is on screen: every card of the Videos tab; rows in Airflow's table.
-READY = {
-    "videos": f"document.querySelectorAll('[data-testid=video-card]').length >= {CARDS}",
-    "airflow": "document.querySelectorAll('tbody tr').length >= 50",  # its first page: 50 of the 100
-}
+#: When each page's list is on screen (selector, how many): every card of the Videos tab; the rows
+#: of Airflow's table (its first page: 50 of the 100).
+READY = {"videos": ("[data-testid=video-card]", CARDS), "airflow": ("tbody tr", 50)}
 PATHS = {"videos": f"{RUN}/plugin/veo-videos", "airflow": RUN}  # the run page opens on its Task Instances tab
 
 
 def _open(base: str, kind: str) -> dict[str, float]:
     """One fresh browser opening one page: ms from navigation to its list on screen (and, for the
     Videos tab, from its list request), and how many list requests it made."""
-    from tests.ui.browser import logged_in
+    from tests.ui.browser import LIST_TIMING, list_requests, logged_in
 
+    selector, count = READY[kind]
     with logged_in(base, "viewer", {"width": 1400, "height": 1000}) as (_, page):
-        lists: list[str] = []
-        page.on("request", lambda r: lists.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
+        lists = list_requests(page)
         page.goto(f"{base}{PATHS[kind]}", wait_until="commit", timeout=120_000)
-        shown = page.wait_for_function(f"() => ({READY[kind]}) && performance.now()", timeout=120_000)
-        shown_ms = float(shown.json_value())
-        asked_ms = page.evaluate(
-            """() => { const e = performance.getEntriesByType('resource')
-                         .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
-                       return e ? e.startTime : null; }"""
-        )
-        rows = page.evaluate(f"() => ({READY[kind].split('.length')[0]}).length")
+        ready = f"document.querySelectorAll('{selector}').length >= {count}"
+        shown_ms = float(page.wait_for_function(f"() => ({ready}) && performance.now()", timeout=120_000).json_value())
+        timing = page.evaluate(LIST_TIMING)
+        rows = page.evaluate(f"() => document.querySelectorAll('{selector}').length")
     return {
         "shown_ms": shown_ms,
-        "render_ms": shown_ms - asked_ms if asked_ms is not None else float("nan"),
+        "render_ms": shown_ms - timing["start"] if timing else float("nan"),
         "lists": float(len(lists)),
         "rows": float(rows),
     }

@@ -36,7 +36,7 @@ def _summary(stdout: str) -> dict:
 @pytest.mark.integration
 @pytest.mark.parametrize("module", STANDALONE)
 def test_benchmark_runs_at_its_smoke_size(module: str) -> None:
-    if module == "benchmarks.bench_ui":  # a browser and Airflow's react apps (3.1+)
+    if module == "benchmarks.bench_ui":  # it drives Chromium through Playwright
         from tests.ui.browser import unavailable
         from tests.ui.gate import require
 

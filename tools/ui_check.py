@@ -314,7 +314,7 @@ class UICheck:
         state = self.cluster.wait_for_run(T2V, run_id, timeout=240)
         tis = sorted((t for t in self.tis(T2V, run_id) if t["task_id"] == "generate"), key=lambda t: t["map_index"])
         self.check("veo_text_to_video run succeeded", state == "success", f"{state}: {[t['state'] for t in tis]}")
-        prompts = [self._result(T2V, run_id, t["map_index"]).get("prompt", "") for t in tis]
+        prompts = [self.cluster.xcom(T2V, run_id, "generate", t["map_index"]).get("prompt", "") for t in tis]
         self.page.goto(self.cluster.url + self.run_path(T2V, run_id) + "/plugin/veo-videos")
         self.page.wait_for_function("document.querySelectorAll('[data-testid=video-card]').length >= 3", timeout=60_000)
         self.page.wait_for_function(
@@ -352,12 +352,6 @@ class UICheck:
         )
         # This cluster makes every caller an admin (simple_auth_manager_all_admins): the refusals
         # without credentials or without access to the DAG are tests/ui/test_browser.py's, with real users.
-
-    def _result(self, dag_id: str, run_id: str, map_index: int) -> dict[str, Any]:
-        """The XCom result a mapped Veo task pushed."""
-        path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/generate/xcomEntries/return_value"
-        value = self.cluster.api("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
-        return value if isinstance(value, dict) else json.loads(value)
 
     def _check_log(self, shot: str, what: str, *, waited: bool) -> None:
         """``waited``: this try's log holds the wait (not a second try that resumed a finished job)."""

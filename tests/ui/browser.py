@@ -22,12 +22,35 @@ import httpx
 
 from tests.ui.seed import USERS, airflow_env
 
-__all__ = ["ARGS", "CHROMIUM", "logged_in", "open_tab", "seeded_api_server", "token", "unavailable"]
+__all__ = [
+    "ARGS",
+    "CHROMIUM",
+    "LIST_TIMING",
+    "list_requests",
+    "logged_in",
+    "open_tab",
+    "seeded_api_server",
+    "token",
+    "unavailable",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("VEO_UI_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+#: The resource timing of a Videos view's list request (``/videos``) and the page's clock now, or null.
+LIST_TIMING = """() => { const e = performance.getEntriesByType('resource')
+                       .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
+                     return e ? {start: e.startTime, end: e.responseEnd, now: performance.now()} : null; }"""
+
+
+def list_requests(page: Any) -> list[str]:
+    """The URLs of the list requests ``page`` makes from now on (filled as they are sent)."""
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
+    return urls
 
 
 def unavailable() -> str | None:
@@ -114,18 +137,14 @@ def open_tab(
     """Open a Videos view, wait for ``cards`` cards (and, with ``metadata``, every stored clip's
     duration); what it shows, its list requests, and ``render_ms`` from its list request to the cards."""
     with logged_in(base, user, {"width": 1400, "height": 1000}) as (_, page):
-        lists: list[str] = []
-        page.on("request", lambda r: lists.append(r.url) if r.url.split("?")[0].endswith("/videos") else None)
+        lists = list_requests(page)
         page.goto(f"{base}{path}", wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function(
             f"document.querySelectorAll('[data-testid=video-card]').length >= {cards}", timeout=120_000
         )
         # From the tab's one list request to every card on screen (the page itself excluded).
-        render_ms, answer_ms = page.evaluate(
-            """() => { const e = performance.getEntriesByType('resource')
-                    .filter(e => e.name.split('?')[0].endsWith('/videos'))[0];
-                    return [performance.now() - e.startTime, e.responseEnd - e.startTime]; }"""
-        )
+        timing = page.evaluate(LIST_TIMING)
+        render_ms, answer_ms = timing["now"] - timing["start"], timing["end"] - timing["start"]
         if metadata:  # every player of a stored clip read its duration through the stream route
             page.wait_for_function(
                 """() => [...document.querySelectorAll('video')]
