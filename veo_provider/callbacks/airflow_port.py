@@ -50,6 +50,10 @@ class AirflowCallbackPort(CallbackPort):
         self._tx: ContextVar[_Tx | None] = ContextVar(f"veo_callback_tx_{id(self)}", default=None)
         self._secrets: dict[str, tuple[float, list[str]]] = {}  # conn_id -> (read at, secrets)
 
+    def reads_secrets_at_once(self, conn_id: str) -> bool:
+        cached = self._secrets.get(conn_id)
+        return cached is not None and time.monotonic() - cached[0] < SECRETS_TTL - 1.0  # still cached when read
+
     def secrets_for(self, conn_id: str) -> list[str]:
         from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection

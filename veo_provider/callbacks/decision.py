@@ -65,6 +65,11 @@ class CallbackPort(ABC):
     def secrets_for(self, conn_id: str) -> list[str]:
         """The connection's callback secrets (current first); empty if unknown or unconfigured."""
 
+    def reads_secrets_at_once(self, conn_id: str) -> bool:
+        """True if ``secrets_for(conn_id)`` would not block now (they are cached), so it need not leave
+        the event loop (default: False)."""
+        return False
+
     def transaction(self, target: CallbackTarget) -> contextlib.AbstractContextManager[Any]:
         """Scope in which load/store/resume form one unit (default: none)."""
         return contextlib.nullcontext()

@@ -17,6 +17,7 @@ so the row lock, the stored callback and the counter commit together. ``compat``
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -83,8 +84,10 @@ class TaskInstanceRecord:
     ) -> None:
         self.session = session
         self.ref = ref
-        #: Airflow's ``TaskInstance`` ORM row (its ``dag_run`` comes with it, its ``trigger`` loads on access).
+        #: Airflow's ``TaskInstance`` ORM row (its ``dag_run`` and ``trigger`` load with it or on access).
         self.row = row
+        #: Its DAG run's id and ``run_after``, when they were read with the row (its ``dag_run`` was not).
+        self._run: tuple[int, datetime | None] | None = None
         #: Stored values read with the row (raw, None if absent), kept in step with ``write``.
         self._preloaded: dict[str, Any] = dict(preloaded or {})
         #: Before 3.3: the fallback's Variable rows read with the row (None: there is none yet).
@@ -100,38 +103,22 @@ class TaskInstanceRecord:
         database round trip instead of one each): the metadata-database state backend's rows on 3.3+,
         the fallback's Variables before.
         """
-        from airflow.models.taskinstance import TaskInstance as TI
-        from sqlalchemy import select
-
-        where: tuple[Any, ...] = (TI.dag_id == ref.dag_id, TI.run_id == ref.run_id, TI.task_id == ref.task_id)
-        where += (TI.map_index == ref.map_index,)
-        if preload and (not compat.HAS_TASK_STATE_STORE or compat.state_store_is_metastore()):
-            return cls._find_preloaded(session, ref, where, lock, preload)
-        query = select(TI).where(*where)
-        row = session.scalar(query.with_for_update(of=TI) if lock else query)
-        return cls(session, ref, row) if row is not None else None
-
-    @classmethod
-    def _find_preloaded(
-        cls, session: Session, ref: TaskInstanceRef, where: tuple[Any, ...], lock: bool, keys: tuple[str, ...]
-    ) -> TaskInstanceRecord | None:
-        from airflow.models.taskinstance import TaskInstance as TI
-        from airflow.models.trigger import Trigger
-        from sqlalchemy import select
-        from sqlalchemy.orm import contains_eager, outerjoin
-
-        joined = outerjoin(TI, Trigger, TI.trigger_id == Trigger.id)
-        if compat.HAS_TASK_STATE_STORE:
-            values = [_state_store_value(key) for key in keys]
-        else:
-            joined, values = _with_variables(joined, ref, keys)
-        query = select(TI, *values).select_from(joined).options(contains_eager(TI.trigger)).where(*where)
-        found = session.execute(query.with_for_update(of=TI) if lock else query).one_or_none()
+        if not (preload and (not compat.HAS_TASK_STATE_STORE or compat.state_store_is_metastore())):
+            preload = ()
+        store = compat.HAS_TASK_STATE_STORE
+        params: dict[str, Any] = {"dag_id": ref.dag_id, "run_id": ref.run_id, "task_id": ref.task_id}
+        params["map_index"] = ref.map_index
+        if not store:
+            params |= {f"variable_{i}": variables.variable_key(ref, key) for i, key in enumerate(preload)}
+        found = session.execute(_read_statement(preload, lock, store), params).one_or_none()
         if found is None:
             return None
         record = cls(session, ref, found[0])
-        for key, value in zip(keys, found[1:], strict=True):
-            if compat.HAS_TASK_STATE_STORE:
+        values = tuple(found[1:])
+        if preload:
+            record._run, values = (values[0], values[1]), values[2:]
+        for key, value in zip(preload, values, strict=True):
+            if store:
                 record._preloaded[key] = value
             else:
                 record._variables[key] = value
@@ -147,7 +134,7 @@ class TaskInstanceRecord:
     @property
     def run_after(self) -> datetime | None:
         """When its DAG run was due (the run's own date, for counters that follow a run)."""
-        return getattr(self.row.dag_run, "run_after", None)
+        return self._run[1] if self._run is not None else getattr(self.row.dag_run, "run_after", None)
 
     # ---------------------------------------------------------------- the task state store
 
@@ -182,7 +169,8 @@ class TaskInstanceRecord:
             expires_at = datetime.now(timezone.utc) + timedelta(days=days) if days > 0 else None
         encoded = json.dumps(value)
         if compat.state_store_is_metastore():
-            compat.state_store_upsert(self.session, self.ref, self.row.dag_run.id, key, encoded, expires_at=expires_at)
+            run_id = self._run[0] if self._run is not None else self.row.dag_run.id
+            compat.state_store_upsert(self.session, self.ref, run_id, key, encoded, expires_at=expires_at)
         else:
             compat.state_store_set(self.session, self.ref, key, encoded, expires_at=expires_at)
         if key in self._preloaded:
@@ -206,6 +194,38 @@ class TaskInstanceRecord:
         self.write(STORED_CALLBACK_KEY, stored.dump())
 
 
+@functools.lru_cache(maxsize=16)
+def _read_statement(keys: tuple[str, ...], lock: bool, store: bool) -> Any:
+    """The task instance row (with its trigger, and ``keys``' stored values), by bound ids.
+
+    Built once per shape: a callback storm reads one row per callback, and building, then
+    keying for SQLAlchemy's compiled cache, a fresh statement of joins and subqueries cost more
+    CPU than running it. Before 3.3 (``store`` False) the fallback's Variable names are bound
+    as ``variable_<i>``.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.trigger import Trigger
+    from sqlalchemy import and_, bindparam, select
+    from sqlalchemy.orm import contains_eager, lazyload, outerjoin
+
+    where = [getattr(TI, name) == bindparam(name) for name in ("dag_id", "run_id", "task_id", "map_index")]
+    if not keys:
+        query = select(TI).where(*where)
+    else:
+        # Two fields of the DAG run, not the whole run Airflow joins to every task instance by
+        # default: writing a stored value needs its id, the spending cap its run_after.
+        run = and_(DagRun.dag_id == TI.dag_id, DagRun.run_id == TI.run_id)
+        joined = outerjoin(TI, Trigger, TI.trigger_id == Trigger.id).join(DagRun, run)
+        if store:
+            values = [_state_store_value(key) for key in keys]
+        else:
+            joined, values = _with_variables(joined, len(keys))
+        options = (contains_eager(TI.trigger), lazyload(TI.dag_run))
+        query = select(TI, DagRun.id, DagRun.run_after, *values).select_from(joined).options(*options).where(*where)
+    return query.with_for_update(of=TI) if lock else query
+
+
 def _state_store_value(key: str) -> Any:
     """The metadata backend's raw value of ``key``, correlated to the TI row (as the backend's own read)."""
     from airflow.models.task_state_store import TaskStateStoreModel as Stored
@@ -223,15 +243,16 @@ def _state_store_value(key: str) -> Any:
 # --------------------------------------------------------- the fallback's Variables (< 3.3)
 
 
-def _with_variables(joined: Any, ref: TaskInstanceRef, keys: tuple[str, ...]) -> tuple[Any, list[Any]]:
-    """``joined`` with the fallback Variable of each key outer-joined by its name (one per key, or none)."""
+def _with_variables(joined: Any, count: int) -> tuple[Any, list[Any]]:
+    """``joined`` with ``count`` fallback Variables outer-joined by bound name (``variable_<i>``)."""
     from airflow.models.variable import Variable
+    from sqlalchemy import bindparam
     from sqlalchemy.orm import aliased
 
     rows = []
-    for key in keys:
+    for i in range(count):
         row = aliased(Variable)
-        joined = joined.outerjoin(row, row.key == variables.variable_key(ref, key))
+        joined = joined.outerjoin(row, row.key == bindparam(f"variable_{i}"))
         rows.append(row)
     return joined, rows
 
