@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +35,8 @@ __all__ = [
     "handle_callback",
     "where",
 ]
+
+T = TypeVar("T")
 
 #: Longest a callback for a just-deferred lost submission is held before it resumes the task.
 LOST_ANSWER_WAIT = 3.0
@@ -60,6 +62,14 @@ class CallbackPort(ABC):
     The decision calls ``load``, ``store`` and ``resume`` inside one ``transaction(target)``,
     so a port that can should make them one atomic unit with the task instance locked.
     """
+
+    async def call(self, target: CallbackTarget, fn: Callable[..., T], *args: Any) -> T:
+        """Run the blocking ``fn(*args)``, which opens ``transaction(target)``, off the event loop.
+
+        A port may run the calls of several callbacks in one database transaction (the Airflow
+        port does, under load), as long as each sees the effects of those before it.
+        """
+        return await run_in_threadpool(fn, *args)
 
     @abstractmethod
     def secrets_for(self, conn_id: str) -> list[str]:
@@ -216,9 +226,9 @@ async def handle_callback(port: CallbackPort, target: CallbackTarget, body: byte
     stored = StoredCallback.of(target.submission_key, body, veo_task_id, claimed)
     # The event is built (and small: ids only) before anything is stored.
     event = VeoEvent.build("callback", source="callback", veo_task_id=veo_task_id, submission_key=target.submission_key)
-    answer, wait = await run_in_threadpool(_decide, port, target, stored, event)
+    answer, wait = await port.call(target, _decide, port, target, stored, event)
     if wait > 0:
         # Holding no thread; resume() locks and re-checks the task instance, and the callback is stored.
         await asyncio.sleep(wait)
-        answer["resumed"] = await run_in_threadpool(_resume, port, target, event)
+        answer["resumed"] = await port.call(target, _resume, port, target, event)
     return answer
