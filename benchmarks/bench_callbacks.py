@@ -161,7 +161,7 @@ def _callbacks(b: BenchAirflow, run_id: str, jobs: list[dict[str, Any]]) -> list
         emulated.generation_seconds = 3600.0  # done only when its callback is about to leave (see run)
         target = CallbackTarget(DAG_ID, run_id, TASK_ID, i, job["key"], CONN_ID, int(time.time() + 3600))
         url = sign_callback_url(f"{b.cluster.url}/veo", target, CALLBACK_SECRET)
-        originals.append({"method": "POST", "url": url, "body": body, "map_index": i, "job": job["task_id"]})
+        originals.append({"method": "POST", "url": url, "body": body, "map_index": i})
     later = {i + 200: originals[i] for i in range(0, len(originals), DUPLICATE_EVERY)}
     out = []
     for i, original in enumerate(originals):
@@ -229,13 +229,13 @@ def run(b: BenchAirflow, smoke: bool, tasks: int | None = None) -> Summary:
     # One more task than the storm's: its callback warms the receiver up (first-use imports, SQL
     # compilation, the connection's secret), as any callback before a storm would have.
     run_id, jobs = _waiting_tasks(b, size["n"] + 1)
-    warm_up = [d for d in _callbacks(b, run_id, jobs) if d["map_index"] == size["n"] and not d.get("duplicate")]
-    jobs = jobs[:-1]
-    emulated = _job(b, warm_up[0]["job"])
+    signed = _callbacks(b, run_id, jobs)
+    jobs, warm_up = jobs[:-1], jobs[-1]
+    deliveries = [d for d in signed if d["map_index"] != size["n"]]
+    emulated = _job(b, warm_up["task_id"])
     emulated.generation_seconds = time.time() - emulated.created_at
-    warmed = _deliver(warm_up, 1.0)
+    warmed = _deliver([d for d in signed if d["map_index"] == size["n"] and not d.get("duplicate")], 1.0)
     assert [r["status"] for r in warmed] == [200], f"the warm-up callback was refused: {warmed}"
-    deliveries = _callbacks(b, run_id, jobs)
     base, results, poller, cpu = _storm(b, run_id, jobs, deliveries, size["rate"])
     deadline = time.monotonic() + size["observe"]  # full size: the 1,000 resumed tasks take minutes to run
     while time.monotonic() < deadline and b.states(DAG_ID, run_id).get("success", 0) <= size["n"]:

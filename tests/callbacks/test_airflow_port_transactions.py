@@ -43,7 +43,7 @@ class _Database:
 def database(monkeypatch: pytest.MonkeyPatch) -> _Database:
     db = _Database()
     monkeypatch.setattr(airflow_port, "create_session", db.create_session)
-    monkeypatch.setattr(airflow_port.TaskInstanceRecord, "find_many", classmethod(lambda cls, *a, **k: {}))
+    monkeypatch.setattr(airflow_port.TaskInstanceRecord, "find", classmethod(lambda cls, *a, **k: None))
     return db
 
 

@@ -147,7 +147,7 @@ class AirflowCallbackPort(CallbackPort):
         outcomes: list[tuple[bool, Any]] = []
         with create_session() as session:
             refs = sorted({TaskInstanceRef.of(c.target) for c in calls}, key=astuple)
-            records = TaskInstanceRecord.find_many(session, refs, lock=True, preload=_PRELOAD)
+            records = {ref: TaskInstanceRecord.find(session, ref, lock=True, preload=_PRELOAD) for ref in refs}
             for call in calls:
                 token = self._tx.set(_Tx(session, records.get(TaskInstanceRef.of(call.target)), shared=True))
                 try:

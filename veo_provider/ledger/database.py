@@ -125,14 +125,6 @@ class TaskInstanceRecord:
                 record._preloaded[key] = variables.unwrap(ref, key, _decrypted(value)) if value is not None else None
         return record
 
-    @classmethod
-    def find_many(
-        cls, session: Session, refs: list[TaskInstanceRef], *, lock: bool = False, preload: tuple[str, ...] = ()
-    ) -> dict[TaskInstanceRef, TaskInstanceRecord]:
-        """``find`` for several task instances (absent ones left out), their rows locked in ``refs``' order."""
-        found = ((ref, cls.find(session, ref, lock=lock, preload=preload)) for ref in refs)
-        return {ref: record for ref, record in found if record is not None}
-
     @property
     def state(self) -> str | None:
         """The task instance's state as a plain string (``"deferred"``, ``"running"``, ...)."""
