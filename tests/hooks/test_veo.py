@@ -412,6 +412,17 @@ async def test_async_hooks_share_one_client_per_event_loop(veo_conn):
     assert shared_async_client() is shared_async_client()
 
 
+async def test_the_shared_client_keeps_its_connection_from_one_poll_tick_to_the_next(veo_conn):
+    """httpx drops an idle connection after 5 s: every 15 s tick would pay a new TLS handshake."""
+    import inspect
+
+    from veo_provider.operators.veo import VeoOperator
+
+    poll_interval = inspect.signature(VeoOperator.__init__).parameters["poll_interval"].default
+    pool = shared_async_client()._transport._pool  # httpcore's pool: httpx has no public getter
+    assert pool._keepalive_expiry > poll_interval
+
+
 async def test_async_settings_without_the_newer_compat_helper(veo_conn, monkeypatch):
     """Python 3.10 only gets common-compat 1.20, which has no get_async_extra_dejson."""
     import airflow.providers.common.compat.connection as compat

@@ -203,6 +203,52 @@ async def test_the_wait_logs_changes_and_progress_without_flooding(api, caplog, 
     assert "Waiting for Veo job t-1 (poll mode)" in logged
 
 
+async def test_a_job_that_stays_running_is_polled_every_tick_without_waking_its_wait(api, monkeypatch):
+    """1,000 waits in one triggerer: a wake-up per wait and tick is 1,000 coroutine steps a tick."""
+    wakes = []
+    check = VeoTrigger._check
+
+    async def counting_check(self, *args):
+        result = await check(self, *args)
+        wakes.append(result[0].state.value if result[0] else None)
+        return result
+
+    monkeypatch.setattr(VeoTrigger, "_check", counting_check)
+    route = api.post("/veo/tasks").mock(side_effect=[batch({"id": "t-1"})] + [batch(RUNNING)] * 6 + [batch(DONE)])
+    [event] = await events(trigger(poll_interval=0.1))
+    assert event["status"] == "success"
+    assert route.call_count == 8, "the same requests as a wait that wakes for each answer"
+    assert wakes == ["pending", "running", "succeeded"], "woken for each change only"
+
+
+async def test_a_wait_that_hears_nothing_new_still_times_out_on_its_deadline(api):
+    route = api.post("/veo/tasks").mock(return_value=batch(RUNNING))
+    started = time.monotonic()
+    [event] = await events(trigger(poll_interval=0.1, deadline=time.time() + 1.0))
+    assert event["status"] == "timeout" and event["last_state"] == "running"
+    assert 0.9 <= time.monotonic() - started < 1.5 and 3 <= route.call_count <= 11
+
+
+async def test_a_job_that_changes_while_others_repeat_wakes_only_its_own_wait(api):
+    import asyncio
+
+    ticks = {"n": 0}
+
+    def answer(request):
+        ticks["n"] += 1
+        ids = json.loads(request.content)["ids"]
+        done = ticks["n"] >= 3  # t-0 finishes on the third tick; t-1 keeps running
+        return batch(*[{**DONE, "id": i} if (i == "t-0" and done) else {**RUNNING, "id": i} for i in ids])
+
+    api.post("/veo/tasks").mock(side_effect=answer)
+    finished = asyncio.ensure_future(events(trigger(veo_task_id="t-0", poll_interval=0.2)))
+    running = asyncio.ensure_future(events(trigger(veo_task_id="t-1", poll_interval=0.2, deadline=time.time() + 1.2)))
+    [first] = await asyncio.wait_for(finished, 5)
+    assert first["status"] == "success" and not running.done()
+    [second] = await asyncio.wait_for(running, 5)
+    assert second["status"] == "timeout" and second["last_state"] == "running"
+
+
 async def test_the_fired_event_logs_as_one_short_line_without_the_api_answer(api):
     """Airflow's triggerer logs ``Trigger fired event ... result=<repr>`` into the task log."""
     from airflow.triggers.base import TriggerEvent

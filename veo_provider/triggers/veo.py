@@ -13,6 +13,7 @@ not 1,000 (the vendor asks for about one request a second per account).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 import weakref
@@ -32,6 +33,30 @@ BATCH_WINDOW = 0.2
 MISSES_BEFORE_SINGLE_CHECK = 3
 
 
+@dataclasses.dataclass(eq=False)
+class _Check:
+    """One wait's pending status check.
+
+    An answer that only repeats ``seen`` is not handed back: the batcher asks again on the wait's
+    next tick itself, so a job that stays running costs its wait no wake-up per tick (1,000 waits
+    would cost 1,000 coroutine steps each tick). The wait hears of it at ``report_at`` (its
+    progress line is due) or when the next tick would reach ``deadline``.
+    """
+
+    fut: asyncio.Future[TaskStatus | None]
+    seen: TaskState | None = None
+    interval: float = 0.0
+    report_at: float = math.inf
+    deadline: float = math.inf
+
+    def repeats(self, status: TaskStatus | None, now: float) -> float | None:
+        """The next check time when ``status`` need not wake the wait, else None."""
+        if status is None or status.state is not self.seen or now >= self.report_at:
+            return None
+        next_at = _next_check(self.interval, now)
+        return next_at if next_at < self.deadline else None
+
+
 class _Batcher:
     """Every status check of one connection in this event loop: one timer and one batched read per
     check time, shared by all the waits due then.
@@ -39,39 +64,52 @@ class _Batcher:
     A wait asks for the status it is due at (``at``, wall clock) and awaits it; it holds no timer of
     its own. Checks due within BATCH_WINDOW of each other share one send time, so the waits on one
     poll tick (they compute the same tick) cost one timer and a ``retrieve_batch`` call per 50 ids,
-    not a sleep, a wake-up and a lookup each.
+    not a sleep, a wake-up and a lookup each. A check whose answer repeats what its wait has seen
+    is queued again for the next tick without waking the wait (``_Check``).
     """
 
     def __init__(self, conn_id: str) -> None:
         self.conn_id = conn_id
-        #: send time (wall clock) -> veo_task_id -> the waits' futures
-        self.due: dict[float, dict[str, list[asyncio.Future[TaskStatus | None]]]] = {}
+        #: send time (wall clock) -> veo_task_id -> the waits' checks
+        self.due: dict[float, dict[str, list[_Check]]] = {}
         self.reads: set[asyncio.Task[None]] = set()  # strong references: a pending task may be collected
 
-    async def status(self, veo_task_id: str, at: float) -> TaskStatus | None:
+    async def status(
+        self,
+        veo_task_id: str,
+        at: float,
+        *,
+        seen: TaskState | None = None,
+        interval: float = 0.0,
+        report_at: float = math.inf,
+        deadline: float = math.inf,
+    ) -> TaskStatus | None:
         """The job's status, read at wall time ``at`` at the earliest (``None`` if the API does not
-        know the id yet)."""
+        know the id yet). With ``seen``, the first status that is news to the wait (``_Check``)."""
+        fut: asyncio.Future[TaskStatus | None] = asyncio.get_running_loop().create_future()
+        self._queue(veo_task_id, _Check(fut, seen, interval, report_at, deadline), at)
+        return await fut
+
+    def _queue(self, veo_task_id: str, check: _Check, at: float) -> None:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[TaskStatus | None] = loop.create_future()
         earliest = max(at, time.time())
         send_at = next((t for t in self.due if earliest <= t <= earliest + BATCH_WINDOW), None)
         if send_at is None:
             send_at = earliest + BATCH_WINDOW
             self.due[send_at] = {}
             loop.call_at(loop.time() + (send_at - time.time()), self._send, send_at)
-        self.due[send_at].setdefault(veo_task_id, []).append(fut)
-        return await fut
+        self.due[send_at].setdefault(veo_task_id, []).append(check)
 
     def _send(self, send_at: float) -> None:
         waiting = self.due.pop(send_at, {})
         # A wait cancelled meanwhile (its trigger was removed) is not asked about.
-        waiting = {i: futs for i, futs in waiting.items() if not all(f.done() for f in futs)}
+        waiting = {i: checks for i, checks in waiting.items() if not all(c.fut.done() for c in checks)}
         if waiting:
             read = asyncio.ensure_future(self._read(waiting))
             self.reads.add(read)
             read.add_done_callback(self.reads.discard)
 
-    async def _read(self, waiting: dict[str, list[asyncio.Future[TaskStatus | None]]]) -> None:
+    async def _read(self, waiting: dict[str, list[_Check]]) -> None:
         from veo_provider.hooks.veo import VeoHook
 
         try:
@@ -82,17 +120,23 @@ class _Batcher:
                 raise
             return
         found = {r.id: decide_state(r) for r in records if r.id in waiting}
-        for veo_task_id, futs in waiting.items():
-            for fut in futs:
-                if not fut.done():
-                    fut.set_result(found.get(veo_task_id))
+        now = time.time()
+        for veo_task_id, checks in waiting.items():
+            status = found.get(veo_task_id)
+            for check in checks:
+                if check.fut.done():
+                    continue
+                if (next_at := check.repeats(status, now)) is not None:
+                    self._queue(veo_task_id, check, next_at)
+                else:
+                    check.fut.set_result(status)
 
 
-def _settle(waiting: dict[str, list[asyncio.Future[TaskStatus | None]]], exc: BaseException) -> None:
-    for futs in waiting.values():
-        for fut in futs:
-            if not fut.done():
-                fut.set_exception(exc)
+def _settle(waiting: dict[str, list[_Check]], exc: BaseException) -> None:
+    for checks in waiting.values():
+        for check in checks:
+            if not check.fut.done():
+                check.fut.set_exception(exc)
 
 
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Batcher]] = weakref.WeakKeyDictionary()
@@ -160,6 +204,10 @@ class _Progress:
             next_check,
         )
         self.last, self.said_at = state, now
+
+    def due_at(self) -> float:
+        """When (wall clock) an unchanged state is worth a line again."""
+        return time.time() + PROGRESS_EVERY - (time.monotonic() - self.said_at)
 
 
 class VeoTrigger(BaseTrigger):
@@ -251,7 +299,7 @@ class VeoTrigger(BaseTrigger):
             if self.veo_task_id is None or check_at >= self.deadline:
                 await asyncio.sleep(max(remaining, 0))  # no check left before the deadline, or nothing to poll
                 return self._event("timeout", started, last=progress.last)
-            status, misses, error = await self._check(misses, check_at)
+            status, misses, error = await self._check(misses, check_at, progress)
             if error is not None:
                 return error
             now = time.time()
@@ -263,14 +311,25 @@ class VeoTrigger(BaseTrigger):
                     return self._event("failed", started, status=status)
                 progress.saw(status.state, check_at - now)
 
-    async def _check(self, misses: int, at: float) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
-        """The status check due at ``at``: (status or None, consecutive misses, error event if the wait must end)."""
+    async def _check(
+        self, misses: int, at: float, progress: _Progress
+    ) -> tuple[TaskStatus | None, int, dict[str, Any] | None]:
+        """The status check due at ``at``, or the first after it that is news to ``progress`` (a new
+        state, its next line, the last check before the deadline): (status or None, consecutive
+        misses, error event if the wait must end)."""
         from veo_provider.exceptions import VeoError
         from veo_provider.hooks.veo import VeoHook
 
         assert self.veo_task_id is not None
         try:
-            status = await _batcher(self.conn_id).status(self.veo_task_id, at)
+            status = await _batcher(self.conn_id).status(
+                self.veo_task_id,
+                at,
+                seen=progress.last,
+                interval=self.poll_interval,
+                report_at=progress.due_at(),
+                deadline=self.deadline,
+            )
             misses = 0 if status is not None else misses + 1
             if misses >= MISSES_BEFORE_SINGLE_CHECK:  # a batch keeps omitting it: ask alone (404 ends it)
                 status, misses = decide_state(await VeoHook(self.conn_id).aget_task(self.veo_task_id)), 0
