@@ -87,6 +87,7 @@ def run(smoke: bool) -> Summary:
         url = _video_url(emu, size["bytes"])
         for _ in range(size["repetitions"]):
             for kind in KINDS:
+                os.sync()  # what earlier samples (and figures) left unwritten is not this sample's fsync to pay
                 results[kind].append(_measure(kind, url, Path(tmp)))
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in results.items()}
     assert all(r["bytes"] == size["bytes"] for v in results.values() for r in v), results

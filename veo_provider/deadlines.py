@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowTaskTimeout
 
-from veo_provider.exceptions import HOW_TO_RESOLVE
-
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
@@ -70,6 +68,8 @@ def timeout_error(
             "waiting on the same job; it does not pay again."
         )
     if ev.veo_task_id is None:
+        from veo_provider.exceptions import HOW_TO_RESOLVE  # not at DAG-parse time: the operator imports this module
+
         return AirflowException(
             f"No callback came within timeout={timeout:.0f}s for the submission whose answer was lost "
             f"(submission key {ev.submission_key}). It may not have created a job. {HOW_TO_RESOLVE}"

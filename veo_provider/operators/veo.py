@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from veo_provider import compat, resume_hold, spending
 from veo_provider.deadlines import CALLBACK_GRACE, poll_outcome, timeout_error, wait_deadline
-from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
 from veo_provider.lineage import VeoLineageMixin
 from veo_provider.links import VeoVideoLink
 from veo_provider.models.names import KNOWN_MODELS, REQUEST_ARGUMENTS
@@ -255,6 +254,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         self, context: Context, ledger: Ledger, entry: LedgerEntry, mode: str, request: VeoRequest, asked: str
     ) -> Any:
         """An earlier try's submission lost its answer: find its job, wait for it, or say how to resolve it."""
+        from veo_provider.exceptions import HOW_TO_RESOLVE, uncertain_message
         from veo_provider.operators.resume import job_named_by_callback
 
         stored = ledger.stored_callback(entry)
@@ -274,7 +274,7 @@ class VeoOperator(VeoLineageMixin, BaseOperator):
         raise AirflowFailException(f"{uncertain_message(entry.key, entry.at)} {HOW_TO_RESOLVE}")
 
     def _submit(self, context: Context, ledger: Ledger, request: VeoRequest, mode: str, asked: str) -> Any:
-        from veo_provider.exceptions import VeoError, VeoSubmissionUncertain
+        from veo_provider.exceptions import HOW_TO_RESOLVE, VeoError, VeoSubmissionUncertain, uncertain_message
         from veo_provider.ledger import new_submission_key
         from veo_provider.models import decide_state
         from veo_provider.models.records import sent_summary
