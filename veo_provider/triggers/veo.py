@@ -44,10 +44,10 @@ class _Check:
     """
 
     fut: asyncio.Future[TaskStatus | None]
-    seen: TaskState | None = None
-    interval: float = 0.0
-    report_at: float = math.inf
-    deadline: float = math.inf
+    seen: TaskState | None
+    interval: float
+    report_at: float
+    deadline: float
 
     def repeats(self, status: TaskStatus | None, now: float) -> float | None:
         """The next check time when ``status`` need not wake the wait, else None."""
@@ -79,13 +79,13 @@ class _Batcher:
         veo_task_id: str,
         at: float,
         *,
-        seen: TaskState | None = None,
-        interval: float = 0.0,
-        report_at: float = math.inf,
-        deadline: float = math.inf,
+        seen: TaskState | None,
+        interval: float,
+        report_at: float,
+        deadline: float,
     ) -> TaskStatus | None:
         """The job's status, read at wall time ``at`` at the earliest (``None`` if the API does not
-        know the id yet). With ``seen``, the first status that is news to the wait (``_Check``)."""
+        know the id yet): the first one that is news to a wait that has seen ``seen`` (``_Check``)."""
         fut: asyncio.Future[TaskStatus | None] = asyncio.get_running_loop().create_future()
         self._queue(veo_task_id, _Check(fut, seen, interval, report_at, deadline), at)
         return await fut
